@@ -1,0 +1,102 @@
+"""sqltune: fine-tune a small model to write SQL from a question and a schema, then serve and evaluate it.
+
+    uv run accelerate launch --config_file configs/accelerate_single.yaml main.py --config configs/gretelai/synthetic_text_to_sql/sft.yaml
+
+One YAML holds three sections (ExtraConfig: ours; ModelConfig and SFTConfig: trl's); `--key value` on the
+command line overrides it. This file parses, validates and dispatches to one small function per mode.
+"""
+
+import sys
+
+from utils import ConfigError, ExtraConfig, check_devices, check_wandb, load_dotenv_if_present
+
+
+def train(extra, model_args, training_args):
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer, get_peft_config
+
+    from models import load_model, load_tokenizer, resolve_model_path, save_servable, stop_at_end_of_turn
+    from plots import write_loss_curve
+    from utils import prepare_datasets
+
+    train_rows, eval_rows = prepare_datasets(extra)
+    path = resolve_model_path(model_args.model_name_or_path)
+    tokenizer = load_tokenizer(path)
+    model = load_model(path, extra.model_class, model_args.dtype, model_args.attn_implementation)
+    stop_at_end_of_turn(model, tokenizer)  # so every checkpoint-N stops at <end_of_turn> when served
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_rows,
+        eval_dataset=eval_rows if training_args.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    # `resume_from_checkpoint: true` resumes from the latest checkpoint when there is one, else starts afresh.
+    resume = training_args.resume_from_checkpoint
+    if str(resume).lower() == "true":
+        resume = get_last_checkpoint(training_args.output_dir) if _is_dir(training_args.output_dir) else None
+    trainer.train(resume_from_checkpoint=resume)
+    if trainer.accelerator.is_main_process:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if model_args.use_peft:
+            model = model.merge_and_unload()  # the final folder is a whole model vLLM serves as is
+        save_servable(model, tokenizer, training_args.output_dir)
+        curve = write_loss_curve(trainer.state.log_history, training_args.output_dir)
+        print(f"Saved a servable model to {training_args.output_dir} (loss curve: {curve})")
+    trainer.accelerator.wait_for_everyone()
+
+
+def merge(extra, model_args, training_args):
+    from models import merge_adapter
+
+    if not extra.adapter_path:
+        raise ConfigError("adapter_path: required for mode merge (a LoRA checkpoint folder)")
+    output_dir = extra.merged_output_dir or f"{extra.adapter_path.rstrip('/')}-merged"
+    print(f"Merged model saved to {merge_adapter(extra.adapter_path, output_dir, model_args.dtype or 'auto')}")
+
+
+def _is_dir(path):
+    from pathlib import Path
+
+    return Path(path).is_dir()
+
+
+MODES = {"train": train, "merge": merge}
+
+
+def parse_config(argv):
+    """(ExtraConfig, ModelConfig, SFTConfig) from --config FILE and command-line overrides."""
+    import torch
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    class Parser(TrlParser):
+        def error(self, message):  # argparse prints its whole usage; one line says more
+            raise ConfigError(message)
+
+    parser = Parser((ExtraConfig, ModelConfig, SFTConfig))
+    if not torch.cuda.is_available():
+        parser.set_defaults(use_cpu=True)  # one model per launch, even with several CPU processes
+    try:
+        return parser.parse_args_and_config(argv)
+    except FileNotFoundError as error:
+        raise ConfigError(f"--config: {error.filename} not found") from None
+    except ValueError as error:  # trl's message for unknown YAML keys, transformers' for bad values
+        raise ConfigError(str(error).splitlines()[0]) from None
+
+
+def main(argv=None):
+    load_dotenv_if_present()
+    try:
+        extra, model_args, training_args = parse_config(argv)
+        if extra.mode == "train":
+            check_devices(training_args)
+            check_wandb(training_args)
+        MODES[extra.mode](extra, model_args, training_args)
+    except ConfigError as error:
+        print(f"sqltune: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The shipped synthetic text-to-SQL data: reproducible, well-formed, executable, varied, and split cleanly."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATOR = ROOT / "data" / "generate_synthetic_sql.py"
+DATA_DIR = ROOT / "data" / "synthetic_text_to_sql"
+SHIPPED_COMMAND = ("uv run python data/generate_synthetic_sql.py --out data/synthetic_text_to_sql "
+                   "--train 2000 --test 200 --seed 42")
+SHIPPED_ARGS = ["--train", "2000", "--test", "200", "--seed", "42"]
+SPLIT_SIZES = {"train": 2000, "test": 200}
+GRETEL_COLUMNS = ["id", "domain", "domain_description", "sql_complexity", "sql_complexity_description",
+                  "sql_task_type", "sql_task_type_description", "sql_prompt", "sql_context", "sql",
+                  "sql_explanation"]
+
+
+def load_split(name: str) -> list[dict]:
+    with (DATA_DIR / f"{name}.jsonl").open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[str, list[dict]]:
+    return {name: load_split(name) for name in SPLIT_SIZES}
+
+
+@pytest.fixture(scope="module")
+def all_rows(splits) -> list[dict]:
+    return splits["train"] + splits["test"]
+
+
+def test_regenerating_with_the_shipped_command_gives_identical_files(tmp_path):
+    # A different hash seed proves the output does not depend on set or dict hashing order.
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path), *SHIPPED_ARGS],
+                   check=True, capture_output=True, env=env, timeout=120)
+    for name in SPLIT_SIZES:
+        regenerated = (tmp_path / f"{name}.jsonl").read_bytes()
+        assert regenerated == (DATA_DIR / f"{name}.jsonl").read_bytes(), f"{name}.jsonl differs"
+
+
+def test_readme_states_the_shipped_command():
+    assert SHIPPED_COMMAND in (DATA_DIR / "README.md").read_text(encoding="utf-8")
+
+
+def test_splits_have_the_shipped_sizes_and_unique_ids(splits, all_rows):
+    assert {name: len(rows) for name, rows in splits.items()} == SPLIT_SIZES
+    ids = [row["id"] for row in all_rows]
+    assert len(set(ids)) == len(ids)
+
+
+def test_rows_have_gretel_columns_in_order(all_rows):
+    for row in all_rows:
+        assert list(row) == GRETEL_COLUMNS
+        assert isinstance(row["id"], int)
+        for column in GRETEL_COLUMNS[1:]:
+            assert isinstance(row[column], str) and row[column].strip(), (row["id"], column)
+
+
+def test_gold_sql_is_one_line_without_a_trailing_semicolon(all_rows):
+    for row in all_rows:
+        assert "\n" not in row["sql"] and not row["sql"].rstrip().endswith(";"), row["id"]
+
+
+def test_contexts_are_gretel_style_and_short(all_rows):
+    for row in all_rows:
+        context = row["sql_context"]
+        assert context.startswith("CREATE TABLE ") and "INSERT INTO " in context and context.endswith(";")
+        assert len(context) <= 900, row["id"]
+
+
+def is_read_query(sql: str) -> bool:
+    return sql.lstrip().upper().startswith(("SELECT", "WITH"))
+
+
+def test_gold_sql_runs_on_its_context(all_rows):
+    for row in all_rows:
+        connection = sqlite3.connect(":memory:")
+        try:
+            connection.executescript(row["sql_context"])
+            cursor = connection.execute(row["sql"])
+            if is_read_query(row["sql"]):
+                result = cursor.fetchall()
+                assert any(v is not None for r in result for v in r), f"empty answer for row {row['id']}"
+            else:
+                assert cursor.rowcount > 0, f"data change touches no row in row {row['id']}"
+        finally:
+            connection.close()
+
+
+def test_task_type_matches_the_statement(all_rows):
+    for row in all_rows:
+        changes_data = row["sql_task_type"] == "data manipulation"
+        assert changes_data != is_read_query(row["sql"]), row["id"]
+
+
+def test_variety(splits):
+    train = splits["train"]
+    assert len({row["domain"] for row in train}) >= 12
+    complexities = Counter(row["sql_complexity"] for row in train)
+    assert set(complexities) == {"basic SQL", "aggregation", "single join", "subqueries", "window functions"}
+    assert set(Counter(row["sql_task_type"] for row in train)) == {
+        "data retrieval", "analytics and reporting", "data manipulation"}
+    for construct in (" JOIN ", "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "DISTINCT", "LIKE", "(SELECT",
+                      " OVER (", "INSERT INTO", "UPDATE ", "DELETE FROM"):
+        assert sum(construct in row["sql"] for row in train) >= 10, construct
+    # Phrasings vary: most questions are distinct strings.
+    assert len({row["sql_prompt"] for row in train}) >= 0.8 * len(train)
+
+
+def test_no_train_test_overlap(splits):
+    def pairs(rows):
+        return {(row["sql_prompt"], row["sql_context"]) for row in rows}
+
+    assert not pairs(splits["train"]) & pairs(splits["test"])
+    assert len(pairs(splits["train"])) == len(splits["train"])
