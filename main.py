@@ -12,12 +12,11 @@ from utils import ConfigError, ExtraConfig, check_devices, check_wandb, load_dot
 
 
 def train(extra, model_args, training_args):
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer, get_peft_config
 
     from models import load_model, load_tokenizer, resolve_model_path, save_servable, stop_at_end_of_turn
     from plots import write_loss_curve
-    from utils import prepare_datasets
+    from utils import prepare_datasets, resume_point
 
     train_rows, eval_rows = prepare_datasets(extra)
     path = resolve_model_path(model_args.model_name_or_path)
@@ -32,11 +31,7 @@ def train(extra, model_args, training_args):
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    # `resume_from_checkpoint: true` resumes from the latest checkpoint when there is one, else starts afresh.
-    resume = training_args.resume_from_checkpoint
-    if str(resume).lower() == "true":
-        resume = get_last_checkpoint(training_args.output_dir) if _is_dir(training_args.output_dir) else None
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=resume_point(training_args))
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         if model_args.use_peft:
@@ -56,13 +51,13 @@ def merge(extra, model_args, training_args):
     print(f"Merged model saved to {merge_adapter(extra.adapter_path, output_dir, model_args.dtype or 'auto')}")
 
 
-def _is_dir(path):
-    from pathlib import Path
+def evaluate(extra, model_args, training_args):
+    from evaluate import run_evaluation
 
-    return Path(path).is_dir()
+    print(f"Evaluation written to {run_evaluation(extra)}")
 
 
-MODES = {"train": train, "merge": merge}
+MODES = {"train": train, "merge": merge, "evaluate": evaluate}
 
 
 def parse_config(argv):

@@ -13,11 +13,12 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 ROOT = Path(__file__).resolve().parent
-MODES = ("train", "merge")
+MODES = ("train", "merge", "evaluate")
 MODEL_CLASSES = ("AutoModelForCausalLM", "Gemma3ForCausalLM")
 DATA_FORMATS = ("prompt_completion", "language_modeling")
 TEMPLATE_NAMES = ("system", "user", "assistant")
 LOCAL_DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+DEFAULT_OPENAI_API_BASE = "http://localhost:8080/v1"
 HUB_HELP = "set HF_TOKEN (or `hf auth login`) and accept the model's terms on the hub, or run offline with configs/gretelai/synthetic_text_to_sql/sft_cpu.yaml"
 
 
@@ -58,11 +59,27 @@ class ExtraConfig:
     eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
     adapter_path: str | None = field(default=None, metadata={"help": "merge: the LoRA checkpoint folder to fold in."})
     merged_output_dir: str | None = field(default=None, metadata={"help": "merge: where to save (default <adapter>-merged)."})
+    openai_api_base: str | None = field(
+        default=None, metadata={"help": f"evaluate, interact: OpenAI-compatible endpoint (default: OPENAI_API_BASE from the environment or .env, else {DEFAULT_OPENAI_API_BASE})."}
+    )
+    served_model_name: str = field(default="local", metadata={"help": "evaluate, interact: the model's name at that endpoint."})
+    compare_model_name: str | None = field(
+        default=None, metadata={"help": "evaluate: a second model (e.g. the base model) judged on the same rows, side by side."}
+    )
+    compare_api_base: str | None = field(default=None, metadata={"help": "evaluate: the second model's endpoint (default: openai_api_base)."})
+    eval_limit: int | None = field(default=None, metadata={"help": "evaluate: only the first N test rows."})
+    eval_max_tokens: int = field(default=256, metadata={"help": "evaluate: most tokens per answer."})
+    eval_concurrency: int = field(default=16, metadata={"help": "evaluate: requests in flight at once (the server batches them)."})
+    eval_output_dir: str | None = field(default=None, metadata={"help": "evaluate: output folder (default eval_output/<served_model_name>)."})
 
     def __post_init__(self):
         one_of("mode", self.mode, MODES)
         one_of("model_class", self.model_class, MODEL_CLASSES)
         one_of("fine_tuning_data_format", self.fine_tuning_data_format, DATA_FORMATS)
+        for key in ("eval_limit", "eval_max_tokens", "eval_concurrency"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        self.openai_api_base = self.openai_api_base or os.environ.get("OPENAI_API_BASE") or DEFAULT_OPENAI_API_BASE
         for name in TEMPLATE_NAMES:
             if not (Path(self.prompts_path) / f"{name}.jinja").is_file():
                 raise ConfigError(f"prompts_path: {self.prompts_path}/{name}.jinja not found (need {', '.join(TEMPLATE_NAMES)}.jinja)")
@@ -227,6 +244,27 @@ def load_dotenv_if_present():
     from dotenv import load_dotenv
 
     load_dotenv(Path(os.getcwd()) / ".env", override=False)
+
+
+# ---------------------------------------------------------------- resuming
+
+
+def last_complete_checkpoint(output_dir):
+    """The newest checkpoint-N that was fully written: trainer_state.json is the last file the Trainer saves,
+    so a run killed mid-save leaves a folder without it, which we must not resume from."""
+    steps = []
+    for folder in Path(output_dir).glob("checkpoint-*"):
+        if folder.name.split("-")[-1].isdigit() and (folder / "trainer_state.json").is_file():
+            steps.append((int(folder.name.split("-")[-1]), folder))
+    return str(max(steps)[1]) if steps else None
+
+
+def resume_point(training_args):
+    """`resume_from_checkpoint: true` resumes from the last complete checkpoint when there is one, else starts afresh."""
+    resume = training_args.resume_from_checkpoint
+    if str(resume).lower() == "true":
+        return last_complete_checkpoint(training_args.output_dir)
+    return resume
 
 
 # ---------------------------------------------------------------- hardware and tracking checks

@@ -10,12 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# pytest puts tests/ on sys.path, not the repository root where sandbox.py lives.
-# (`pythonpath = ["."]` under [tool.pytest.ini_options] would make this line unnecessary.)
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from sandbox import (  # noqa: E402
+from sandbox import (
     QueryResult,
     SandboxError,
     database_state,

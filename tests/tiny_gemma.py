@@ -12,7 +12,7 @@ from transformers import Gemma3ForCausalLM, Gemma3TextConfig, GenerationConfig, 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT_TEMPLATE = (ROOT / "prompts" / "gemma3_chat_template.jinja").read_text()
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
-VOCAB_SIZE = 512
+VOCAB_SIZE = 2048
 
 
 def _training_text():

@@ -1,0 +1,134 @@
+"""Training for real: trl's SFTTrainer under `accelerate launch`, on a tiny random Gemma 3 and the shipped data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import ROOT, SHIPPED_DATA, SUBPROCESS_ENV, free_port, run_main, tiny_train_args
+
+SINGLE = ROOT / "configs" / "accelerate_single.yaml"
+TWO_CPU_PROCESSES = ROOT / "configs" / "accelerate_cpu.yaml"
+QUESTION = [{"role": "system", "content": "You write SQL."}, {"role": "user", "content": "Prompt:\nHow many rows?"}]
+
+
+def trainer_state(checkpoint):
+    return json.loads((checkpoint / "trainer_state.json").read_text())
+
+
+def checkpoints(output_dir):
+    return sorted(int(path.name.split("-")[1]) for path in output_dir.glob("checkpoint-*"))
+
+
+def greedy_answer(model, tokenizer, max_new_tokens=12):
+    ids = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+    return out[0, ids["input_ids"].shape[1]:].tolist()
+
+
+def assert_servable(folder):
+    """What `vllm serve FOLDER` needs: weights, tokenizer, chat template, a stop at <end_of_turn>, the cache on."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert (folder / "chat_template.jinja").is_file() and model.config.use_cache
+    assert tokenizer.convert_tokens_to_ids("<end_of_turn>") in model.generation_config.eos_token_id
+    assert greedy_answer(model, tokenizer)
+    return model, tokenizer
+
+
+def test_one_process_trains_with_falling_loss_and_leaves_a_servable_model(tiny_model, tmp_path):
+    done = run_main(tiny_train_args(tiny_model, tmp_path), launcher=SINGLE)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert checkpoints(tmp_path) == [4, 8]
+    losses = [loss for _, loss in json.loads((tmp_path / "loss.json").read_text())["train"]]
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.3
+    assert json.loads((tmp_path / "loss.json").read_text())["validation"]  # eval every 4 steps
+    assert (tmp_path / "loss.png").stat().st_size > 10_000
+    assert_servable(tmp_path)
+    assert_servable(tmp_path / "checkpoint-8")  # checkpoints are servable as they are, too
+
+
+def test_two_cpu_processes_train_one_model(tiny_model, tmp_path):
+    """DDP over gloo: two processes share each step's rows (2 x 2 = the single run's 4), into one output folder."""
+    args = tiny_train_args(tiny_model, tmp_path, "--per_device_train_batch_size", "2", "--ddp_find_unused_parameters", "false")
+    done = run_main(args, launcher=TWO_CPU_PROCESSES)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = trainer_state(tmp_path / "checkpoint-8")
+    # 8 steps x 4 rows of 64: half an epoch. Two independent runs would each have seen 8 x 2 rows: a quarter.
+    assert state["global_step"] == 8 and state["epoch"] == pytest.approx(0.5)
+    assert checkpoints(tmp_path) == [4, 8]
+    assert done.stdout.count("Saved a servable model") == 1
+    # The logged loss is the mean over both ranks (Trainer gathers it), so it is one loss for the one model.
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert_servable(tmp_path)
+
+
+def test_labels_mask_the_prompt_and_keep_end_of_turn(tiny_model):
+    from trl import SFTConfig, SFTTrainer
+
+    from models import load_tokenizer
+    from utils import ExtraConfig, load_splits, load_templates, prepare_split
+
+    extra = ExtraConfig(dataset_name=str(SHIPPED_DATA), train_samples=4)
+    rows = prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
+    tokenizer = load_tokenizer(str(tiny_model))
+    args = SFTConfig(output_dir="unused", use_cpu=True, bf16=False, report_to="none")
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model), args=args, train_dataset=rows,
+                         processing_class=tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    for ids, labels, row in zip(batch["input_ids"], batch["labels"], rows):
+        learnt = tokenizer.decode(ids[labels != -100])
+        assert learnt == row["completion"][0]["content"] + "<end_of_turn>\n"
+        prompt = tokenizer.decode(ids[(labels == -100) & (ids != tokenizer.pad_token_id)])
+        assert prompt.startswith("<bos><start_of_turn>user\n") and prompt.endswith("<start_of_turn>model\n")
+
+
+def test_lora_trains_and_its_checkpoint_reloads_and_generates(tiny_model, tmp_path):
+    from peft import AutoPeftModelForCausalLM
+
+    done = run_main(tiny_train_args(tiny_model, tmp_path, "--use_peft", "true", "--lora_r", "8", "--lora_alpha", "16"),
+                    launcher=SINGLE)
+    assert done.returncode == 0, done.stderr[-3000:]
+    adapter = tmp_path / "checkpoint-8"
+    assert (adapter / "adapter_config.json").is_file() and not (adapter / "model.safetensors").exists()
+    losses = [entry["loss"] for entry in trainer_state(adapter)["log_history"] if "loss" in entry]
+    assert losses[-1] < losses[0]
+    lora_model = AutoPeftModelForCausalLM.from_pretrained(adapter)
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    merged, _ = assert_servable(tmp_path)  # the final folder is the merged, whole model
+    assert greedy_answer(lora_model, tokenizer) == greedy_answer(merged, tokenizer)
+
+
+def test_a_killed_run_resumes_to_the_same_final_step_without_losing_a_checkpoint(tiny_model, tmp_path):
+    steps = ["--max_steps", "40", "--save_steps", "5", "--eval_strategy", "no", "--learning_rate", "1e-3"]
+    reference = run_main(tiny_train_args(tiny_model, tmp_path / "reference", *steps), launcher=SINGLE)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    killed_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(SINGLE), "--main_process_port",
+               str(free_port()), str(ROOT / "main.py"), *tiny_train_args(tiny_model, killed_dir, *steps)]
+    run = subprocess.Popen(command, cwd=ROOT, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    while not (killed_dir / "checkpoint-5" / "trainer_state.json").exists():
+        assert run.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert max(checkpoints(killed_dir)) < 40, "the run finished before it could be killed"
+
+    resumed = run_main(tiny_train_args(tiny_model, killed_dir, *steps, "--resume_from_checkpoint", "true"), launcher=SINGLE)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert checkpoints(killed_dir) == list(range(5, 45, 5))
+    assert all((killed_dir / f"checkpoint-{step}" / "trainer_state.json").is_file() for step in range(5, 45, 5))
+    final, expected = trainer_state(killed_dir / "checkpoint-40"), trainer_state(tmp_path / "reference" / "checkpoint-40")
+    assert final["global_step"] == 40
+    loss = lambda state: [e["loss"] for e in state["log_history"] if "loss" in e][-1]  # noqa: E731
+    assert loss(final) == pytest.approx(loss(expected), rel=1e-4)
