@@ -1,6 +1,5 @@
 """Configuration: YAML + command-line parsing, and every bad input ends in one clear line (exit 2, no traceback)."""
 
-import os
 import subprocess
 import sys
 

@@ -1,7 +1,6 @@
 """The SQL sandbox on real SQLite: hostile SQL is stopped in time and touches no file, results
 compare as evaluation needs, and gretel's own schemas and gold queries run."""
 
-import json
 import subprocess
 import sys
 import time
@@ -24,7 +23,6 @@ from sandbox import (
     to_sqlite,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LIMIT_S = 0.5
 SLACK_S = 1.5  # how far past the limit a stopped statement may return (progress-handler granularity, slow CI)
 THOUSAND_ROWS = (
@@ -313,13 +311,8 @@ def test_empty_results_match():
 # --- real data ----------------------------------------------------------------------------------
 
 
-def test_gretel_sample_schemas_build_and_gold_queries_run(in_empty_dir):
-    sample = SHARED_DATA / "gretel_test_sample_100.jsonl"
-    if not sample.exists():
-        pytest.skip(f"shared gretel sample absent ({sample}); it is not part of the repository")
-    rows = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
-    assert rows
-    for row in rows:
+def test_gretel_sample_schemas_build_and_gold_queries_run(in_empty_dir, real_gretel_rows):
+    for row in real_gretel_rows:
         conn = new_database(row["sql_context"])
         got = run_query(conn, row["sql"])
         assert not got.truncated, row["id"]
