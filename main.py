@@ -12,8 +12,9 @@ from utils import ConfigError, ExtraConfig, check_devices, check_wandb, load_dot
 
 
 def train(extra, model_args, training_args):
-    from trl import SFTTrainer, get_peft_config
+    from trl import get_peft_config
 
+    from fast import trainer_class
     from models import load_model, load_tokenizer, resolve_model_path, save_servable, stop_at_end_of_turn
     from plots import write_loss_curve
     from utils import prepare_datasets, resume_point
@@ -23,7 +24,7 @@ def train(extra, model_args, training_args):
     tokenizer = load_tokenizer(path)
     model = load_model(path, extra.model_class, model_args.dtype, model_args.attn_implementation)
     stop_at_end_of_turn(model, tokenizer)  # so every checkpoint-N stops at <end_of_turn> when served
-    trainer = SFTTrainer(
+    trainer = trainer_class(extra.label_only_logits)(
         model=model,
         args=training_args,
         train_dataset=train_rows,
@@ -52,7 +53,7 @@ def merge(extra, model_args, training_args):
 
 
 def evaluate(extra, model_args, training_args):
-    from evaluate import run_evaluation
+    from evaluation import run_evaluation
 
     print(f"Evaluation written to {run_evaluation(extra)}")
 

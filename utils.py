@@ -57,6 +57,9 @@ class ExtraConfig:
     )
     train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
+    label_only_logits: bool = field(
+        default=False, metadata={"help": "train: compute the output layer only at positions that carry a label (fast.py)."}
+    )
     adapter_path: str | None = field(default=None, metadata={"help": "merge: the LoRA checkpoint folder to fold in."})
     merged_output_dir: str | None = field(default=None, metadata={"help": "merge: where to save (default <adapter>-merged)."})
     openai_api_base: str | None = field(
