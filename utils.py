@@ -4,6 +4,7 @@ Read top to bottom: the errors we raise, ExtraConfig and its checks, dataset loa
 the gretel SQL formatting, and the Jinja templates that turn a row into a conversation.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +14,16 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 ROOT = Path(__file__).resolve().parent
-MODES = ("train", "merge", "evaluate")
+MODES = ("train", "merge", "evaluate", "interact")
 MODEL_CLASSES = ("AutoModelForCausalLM", "Gemma3ForCausalLM")
 DATA_FORMATS = ("prompt_completion", "language_modeling")
 TEMPLATE_NAMES = ("system", "user", "assistant")
 LOCAL_DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 DEFAULT_OPENAI_API_BASE = "http://localhost:8080/v1"
-HUB_HELP = "set HF_TOKEN (or `hf auth login`) and accept the model's terms on the hub, or run offline with configs/gretelai/synthetic_text_to_sql/sft_cpu.yaml"
+HUB_HELP = (
+    "set HF_TOKEN (or `hf auth login`) and accept its terms on the hub, or run offline with the *_cpu.yaml configs "
+    "in configs/gretelai/synthetic_text_to_sql/ (sft_cpu.yaml, evaluate_cpu.yaml)"
+)
 
 
 class ConfigError(Exception):
@@ -74,12 +78,15 @@ class ExtraConfig:
     eval_max_tokens: int = field(default=256, metadata={"help": "evaluate: most tokens per answer."})
     eval_concurrency: int = field(default=16, metadata={"help": "evaluate: requests in flight at once (the server batches them)."})
     eval_output_dir: str | None = field(default=None, metadata={"help": "evaluate: output folder (default eval_output/<served_model_name>)."})
+    port: int = field(default=7860, metadata={"help": "interact: the chat app's port on 127.0.0.1 (or GRADIO_SERVER_NAME)."})
+    share: bool = field(default=False, metadata={"help": "interact: also open a public gradio.live link to the chat."})
+    chat_max_tokens: int = field(default=256, metadata={"help": "interact: most tokens per answer."})
 
     def __post_init__(self):
         one_of("mode", self.mode, MODES)
         one_of("model_class", self.model_class, MODEL_CLASSES)
         one_of("fine_tuning_data_format", self.fine_tuning_data_format, DATA_FORMATS)
-        for key in ("eval_limit", "eval_max_tokens", "eval_concurrency"):
+        for key in ("eval_limit", "eval_max_tokens", "eval_concurrency", "chat_max_tokens"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
         self.openai_api_base = self.openai_api_base or os.environ.get("OPENAI_API_BASE") or DEFAULT_OPENAI_API_BASE
@@ -151,6 +158,19 @@ def split_dataset(raw, extra):
 
 def load_splits(extra):
     return split_dataset(load_raw_dataset(extra), extra)
+
+
+def chat_examples(extra, test_rows=5):
+    """(question, schema) pairs for the chat: the workshop's example.json beside the prompts, then test rows.
+    The chat works without the dataset, so one that cannot be loaded only costs its examples."""
+    example = Path(extra.prompts_path) / "example.json"
+    rows = [json.loads(example.read_text())] if example.is_file() else []
+    try:
+        test = load_splits(extra)["test"]
+        rows += test.select(range(min(test_rows, len(test))))
+    except ConfigError as error:
+        print(f"sqltune: no examples from the test split ({error})")
+    return [(row["sql_prompt"], row["sql_context"]) for row in rows]
 
 
 # ---------------------------------------------------------------- gretel formatting

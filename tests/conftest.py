@@ -55,7 +55,7 @@ def tiny_train_args(model_dir, output_dir, *extra_args):
         "--config", str(CPU_CONFIG), "--model_name_or_path", str(model_dir), "--output_dir", str(output_dir),
         "--use_peft", "false", "--learning_rate", "3e-3", "--per_device_train_batch_size", "4",
         "--max_steps", "8", "--save_steps", "4", "--eval_steps", "4", "--eval_samples", "8", "--logging_steps", "1",
-        "--train_samples", "64", "--max_length", "1024", *extra_args,
+        "--train_samples", "64", *extra_args,
     ]
 
 
@@ -68,3 +68,68 @@ def run_main(args, launcher=None, timeout=600, **popen):
         [*prefix, str(ROOT / "main.py"), *map(str, args)], cwd=ROOT, env=SUBPROCESS_ENV,
         capture_output=True, text=True, timeout=timeout, **popen,
     )
+
+
+# ---------------------------------------------------------------- a tiny model that writes SQL, served by vLLM
+# test_ui, test_browser and test_merge share one LoRA training, one merge and one vLLM server per session.
+
+SQL_ROW_IDS = (8, 10, 48, 51, 59, 81)  # short single-table SELECTs of the shipped training set
+# Its answer is longer than the training max_length, so truncation cuts its <end_of_turn> and the model learns to
+# go on without end: the stop tests need an answer that is still streaming when they press stop.
+ENDLESS_ROW = {
+    "sql_prompt": "Select the number 1 again and again, without end.",
+    "sql_context": "CREATE TABLE numbers (n INT); INSERT INTO numbers (n) VALUES (1);",
+    "sql": " UNION ALL ".join(["SELECT 1"] * 100),
+}
+
+
+@pytest.fixture(scope="session")
+def sql_rows():
+    return [row for row in shipped_rows() if row["id"] in SQL_ROW_IDS]
+
+
+@pytest.fixture(scope="session")
+def sql_dataset(sql_rows, tmp_path_factory):
+    """A dataset folder: the SQL rows and ENDLESS_ROW to train on; the SQL rows alone as validation and test."""
+    folder = tmp_path_factory.mktemp("sql-data")
+    for split, rows in {"train": [*sql_rows, ENDLESS_ROW], "validation": sql_rows, "test": sql_rows}.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sql_lora_checkpoint(tiny_model, sql_dataset, tmp_path_factory):
+    """A LoRA checkpoint of the tiny Gemma that answers each SQL row's question with its SQL, word for word
+    (the project's training path: 250 steps on all 7 rows at a high learning rate, about a minute)."""
+    output_dir = tmp_path_factory.mktemp("sql-lora")
+    args = tiny_train_args(
+        tiny_model, output_dir, "--dataset_name", sql_dataset, "--train_samples", "7", "--use_peft", "true",
+        "--lora_r", "16", "--lora_alpha", "32", "--learning_rate", "1e-2", "--lr_scheduler_type", "constant",
+        "--warmup_steps", "0", "--per_device_train_batch_size", "7", "--max_steps", "250", "--save_steps", "250",
+        "--eval_strategy", "no", "--logging_steps", "50",
+        "--padding_free", "false", "--max_length", "384",  # rows truncated at 384 tokens: ENDLESS_ROW's end is cut
+    )
+    done = run_main(args, launcher=ROOT / "configs" / "accelerate_single.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return output_dir / "checkpoint-250"
+
+
+@pytest.fixture(scope="session")
+def sql_model(sql_lora_checkpoint):
+    """That checkpoint folded into its base by `main.py --mode merge`: the whole model the vLLM server serves."""
+    done = run_main(["--config", CPU_CONFIG, "--mode", "merge", "--adapter_path", sql_lora_checkpoint])
+    assert done.returncode == 0, done.stderr[-3000:]
+    merged = Path(f"{sql_lora_checkpoint}-merged")
+    assert f"Merged model saved to {merged}" in done.stdout
+    return merged
+
+
+@pytest.fixture(scope="session")
+def sql_server(sql_model):
+    """Base URL ("http://127.0.0.1:PORT/v1") of a real vLLM CPU server serving sql_model as "local". In float32:
+    vLLM would compute this float32 model in bfloat16, and the merge test compares with float32 transformers."""
+    from vllm_server import start_vllm_server
+
+    with start_vllm_server(sql_model, extra_args=("--dtype", "float32")) as base_url:
+        yield base_url
+

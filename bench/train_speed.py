@@ -1,0 +1,439 @@
+"""Training speed, side by side: the workshop's settings against the project's fast ones.
+
+    uv run python bench/train_speed.py --model tiny                   # seconds (a tiny random Gemma 3)
+    uv run python bench/train_speed.py --model real --tuning lora     # minutes (the real Gemma 3 270M, offline)
+    uv run python bench/train_speed.py --model real --tuning full
+
+Every setting trains the same model, from the same weights, on the same rows (real gretel rows from ../shared when
+there, else the shipped ones), one pass over the same number of samples, at the same learning rate. A setting is a
+YAML file of ours as it stands (the workshop's sft.yaml; the fast settings: sft_cpu.yaml on a CPU, sft_fast.yaml on a
+GPU; sft_liger.yaml on a GPU), plus the overrides every setting shares: model, rows, LoRA or full, and precision
+(fp32 on a CPU for all, bf16 on a GPU for all). Each setting runs in a process of its own, so its peak memory and its
+threads are its own; `--rounds N` repeats the settings round-robin and keeps medians, which evens out a shared CPU.
+
+Printed per setting: supervised (completion) tokens/s, all tokens/s, pad share, peak memory (RSS on a CPU,
+max_memory_allocated on a GPU), seconds per step, the training loss at the last step (the same rows for every
+setting of equal batch) and a held-out loss, the ratios to the workshop's settings, and minutes per epoch from token
+counts measured on real rows; on a GPU also the useful FLOPs as a share of the card's bf16 peak. JSON: bench/results/.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONFIGS = ROOT / "configs" / "gretelai" / "synthetic_text_to_sql"
+RESULTS = ROOT / "bench" / "results"
+SHIPPED_TRAIN = ROOT / "data" / "synthetic_text_to_sql" / "train.jsonl"
+REAL_GRETEL = ROOT.parent / "shared" / "data" / "gretel_test_sample_100.jsonl"
+GRETEL_TRAIN_ROWS = 100_000 - 5_851  # gretel's train split less the validation rows the workshop carves from it
+HELD_OUT_ROWS = 16
+LEARNING_RATE = {"lora": 5e-4, "full": 5e-5}
+IGNORE = -100
+
+
+@dataclass
+class Setting:
+    config: dict  # YAML under configs/gretelai/synthetic_text_to_sql, per device ("cpu", "gpu")
+    overrides: list = field(default_factory=list)  # command-line overrides on top of it
+    note: str = ""
+
+
+def both(config):
+    return {"cpu": config, "gpu": config}
+
+
+def cumulative(config, steps):
+    """Settings that each add one change to the one before, so each change's gain shows on its own."""
+    settings, overrides = {}, []
+    for name, change in steps:
+        overrides = overrides + change
+        settings[name] = Setting(both(config), overrides)
+    return settings
+
+
+FAST = {"cpu": "sft_cpu.yaml", "gpu": "sft_fast.yaml"}
+SETTINGS = {
+    "workshop": Setting(both("sft.yaml")),
+    **cumulative("sft.yaml", [
+        ("+sdpa", ["--attn_implementation", "sdpa"]),
+        ("+padding_free", ["--padding_free", "true", "--max_length", "null"]),
+        ("+label_only", ["--label_only_logits", "true"]),
+        ("+no_checkpointing", ["--gradient_checkpointing", "false", "--ddp_find_unused_parameters", "false"]),
+    ]),
+    "fast": Setting(FAST),
+    "fast_bf16_autocast": Setting({"cpu": FAST["cpu"]}, ["--bf16", "true"], "bf16 autocast: not the same precision"),
+    "liger": Setting({"gpu": "sft_liger.yaml"}),
+}
+DEFAULT_SETTINGS = ["workshop", "fast", "liger"]
+
+
+# ---------------------------------------------------------------- the command you run
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        return run_worker(args)
+    device = device_kind()
+    disable_progress_bars()
+    names = [name for name in args.settings if device in SETTINGS[name].config]
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = prepare_model(args.model, Path(tmp))
+        runs = {name: [] for name in names}
+        for round_ in range(args.rounds):
+            for name in names:
+                print(f"[round {round_ + 1}/{args.rounds}] {name} ({SETTINGS[name].config[device]})", flush=True)
+                runs[name].append(run_setting(name, args, model_path))
+        epochs = epoch_token_counts(model_path)
+    report = {
+        "command": "uv run python bench/train_speed.py " + shlex.join(sys.argv[1:]),
+        "device": runs[names[0]][0]["device"], "model": args.model, "tuning": args.tuning, "samples": args.samples,
+        "rows": str(rows_file()), "epochs": epochs,
+        "settings": {name: summarise(SETTINGS[name], device, measured) for name, measured in runs.items()},
+    }
+    print_report(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"train_speed-{args.model}-{args.tuning}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"JSON: {out.relative_to(ROOT)}")
+
+
+def disable_progress_bars():
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("tiny", "real"), default="tiny")
+    parser.add_argument("--tuning", choices=("lora", "full"), default="lora")
+    parser.add_argument("--settings", type=lambda text: text.split(","), default=DEFAULT_SETTINGS,
+                        help=f"comma-separated, from: {', '.join(SETTINGS)} (default: {','.join(DEFAULT_SETTINGS)})")
+    parser.add_argument("--samples", type=int, help="training rows per setting (default: 32 on a CPU, 1920 on a GPU)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the settings round-robin and report medians")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP threads per process (default: all)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    unknown = [name for name in args.settings if name not in SETTINGS]
+    if unknown:
+        parser.error(f"--settings: unknown {', '.join(unknown)} (known: {', '.join(SETTINGS)})")
+    args.samples = args.samples or (1920 if device_kind() == "gpu" else 32)
+    return args
+
+
+def device_kind():
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def prepare_model(which, tmp):
+    if which == "real":
+        from models import OFFLINE_GEMMA, resolve_model_path
+
+        return resolve_model_path(OFFLINE_GEMMA)
+    from tests.tiny_gemma import save_tiny_gemma
+
+    return str(save_tiny_gemma(tmp / "tiny-gemma"))
+
+
+def run_setting(name, args, model_path):
+    """One setting in a fresh process, so that peak memory and threads are its own."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
+        command = [sys.executable, __file__, "--worker", name, "--model", args.model, "--tuning", args.tuning,
+                   "--samples", str(args.samples), "--model-path", model_path, "--out", out.name]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"setting {name} failed:\n{done.stderr[-4000:]}")
+        return {**json.loads(Path(out.name).read_text()), "threads": args.threads}
+
+
+# ---------------------------------------------------------------- one setting, in its own process
+
+
+def run_worker(args):
+    import torch
+
+    from fast import trainer_class
+
+    extra, model_args, training_args = setting_config(args)
+    trainer = trainer_class(extra.label_only_logits)(**trainer_inputs(extra, model_args, training_args, args))
+    memory_at_load = peak_memory_mb()
+    steps = record_steps(trainer)
+    load_before = os.getloadavg()[0]
+    reset_peak_memory()  # loading is the same for every setting; the peak that differs is the training's
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    result = {
+        "device": device_name(),
+        "precision": "bf16 autocast" if training_args.bf16 else str(model_args.dtype),
+        "batch": training_args.per_device_train_batch_size,
+        "steps": steps,
+        "train_loss_last": losses[-1],
+        "held_out_loss": held_out_loss(trainer),
+        "peak_memory_mb": peak_memory_mb(),
+        "peak_memory_at_load_mb": memory_at_load,
+        "load_average": [load_before, os.getloadavg()[0]],
+        "flops_per_token": flops_per_token(trainer.model.config, trainer.train_dataset),
+    }
+    Path(args.out).write_text(json.dumps(result))
+
+
+def setting_config(args):
+    """The setting's YAML through main.py's own parser, then the overrides every setting shares."""
+    import yaml
+
+    from main import parse_config
+
+    setting = SETTINGS[args.worker]
+    gpu = device_kind() == "gpu"
+    precision = ["--dtype", "bfloat16", "--bf16", "true"] if gpu else ["--dtype", "float32", "--bf16", "false"]
+    common = [
+        "--model_name_or_path", args.model_path, "--output_dir", tempfile.mkdtemp(), "--report_to", "none",
+        "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1", "--disable_tqdm", "true",
+        "--num_train_epochs", "1", "--max_steps", "-1", "--learning_rate", str(LEARNING_RATE[args.tuning]),
+        "--lr_scheduler_type", "constant", "--warmup_steps", "0", "--seed", "42", *precision,
+    ]
+    config = CONFIGS / setting.config["gpu" if gpu else "cpu"]
+    extra, model_args, training_args = parse_config(["--config", str(config), *common, *setting.overrides])
+    model_args.use_peft = args.tuning == "lora"
+    if model_args.use_peft:  # the CPU default's adapter, for every setting
+        lora = yaml.safe_load((CONFIGS / "sft_cpu.yaml").read_text())
+        for key in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"):
+            setattr(model_args, key, lora[key])
+    return extra, model_args, training_args
+
+
+def trainer_inputs(extra, model_args, training_args, args):
+    from trl import get_peft_config
+
+    from models import load_model, load_tokenizer
+    from utils import load_templates, prepare_split
+
+    train_rows, held_out = bench_rows(args.samples)
+    templates = load_templates(extra.prompts_path)
+    return {
+        "model": load_model(args.model_path, extra.model_class, model_args.dtype, model_args.attn_implementation),
+        "args": training_args,
+        "train_dataset": prepare_split(train_rows, extra, templates),
+        "eval_dataset": prepare_split(held_out, extra, templates),
+        "processing_class": load_tokenizer(args.model_path),
+        "peft_config": get_peft_config(model_args),
+    }
+
+
+def rows_file():
+    return REAL_GRETEL if REAL_GRETEL.is_file() else SHIPPED_TRAIN
+
+
+def bench_rows(samples):
+    """`samples` training rows (the pool repeated if it is short) and HELD_OUT_ROWS rows never trained on."""
+    from datasets import concatenate_datasets, load_dataset
+
+    pool = load_dataset("json", data_files=str(rows_file()), split="train")
+    held_out = pool.select(range(len(pool) - HELD_OUT_ROWS, len(pool)))
+    train = pool.select(range(len(pool) - HELD_OUT_ROWS))
+    train = concatenate_datasets([train] * -(-samples // len(train))).select(range(samples))
+    return train, held_out
+
+
+def record_steps(trainer):
+    """Per optimizer step: seconds, positions computed, real tokens, supervised tokens. Filled in during training."""
+    from transformers import TrainerCallback
+
+    steps, batch = [], {}
+    training_step = trainer.training_step
+
+    def counted(model, inputs, *args, **kwargs):
+        batch["positions"] = batch.get("positions", 0) + inputs["input_ids"].numel()
+        real = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["input_ids"].numel()
+        batch["tokens"] = batch.get("tokens", 0) + int(real)
+        batch["supervised"] = batch.get("supervised", 0) + int((inputs["labels"] != IGNORE).sum())
+        return training_step(model, inputs, *args, **kwargs)
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *_, **__):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *_, **__):
+            steps.append({"seconds": time.perf_counter() - self.start, **batch})
+            batch.clear()
+
+    trainer.training_step = counted
+    trainer.add_callback(Clock())
+    return steps
+
+
+def held_out_loss(trainer):
+    """Mean loss per supervised token on the held-out rows, one row at a time through the model's plain forward:
+    the same computation whatever the setting trained with."""
+    import torch
+
+    model = trainer.model.eval()
+    total = count = 0.0
+    with torch.no_grad():
+        for row in trainer.eval_dataset:
+            input_ids = torch.tensor([row["input_ids"]], device=model.device)
+            labels = torch.tensor([row["labels"]], device=model.device)
+            supervised = int((labels[:, 1:] != IGNORE).sum())
+            total += model(input_ids=input_ids, labels=labels).loss.item() * supervised
+            count += supervised
+    return total / count
+
+
+def reset_peak_memory():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: restart the RSS high-water mark (VmHWM)
+
+
+def peak_memory_mb():
+    """GPU: the most memory torch allocated. CPU: the process's RSS high-water mark since the last reset."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
+
+
+def device_name():
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU, {os.cpu_count()} cores"
+
+
+def flops_per_token(config, rows):
+    """Useful training FLOPs: the body's for every real token, the output layer's only for supervised tokens."""
+    from trl.trainer.utils import compute_flops_per_token
+
+    config = config.get_text_config()
+    mean_length = statistics.mean(len(ids) for ids in rows["input_ids"])
+    head = 3 * 2 * config.hidden_size * config.vocab_size
+    return {"body": compute_flops_per_token(config, int(mean_length)) - head, "head": head}
+
+
+# ---------------------------------------------------------------- figures
+
+
+def summarise(setting, device, measured):
+    """Rates over steps 2.. (the first step holds one-time costs); medians over rounds."""
+    per_round = [one_round(run) for run in measured]
+    summary = {key: statistics.median(r[key] for r in per_round) for key in per_round[0]}
+    first = measured[0]
+    return {**summary, "config": setting.config[device], "overrides": setting.overrides, "note": setting.note,
+            "batch": first["batch"], "precision": first["precision"], "threads": first["threads"],
+            "flops_per_token": first["flops_per_token"], "rounds": measured}
+
+
+def one_round(run):
+    steps = run["steps"]
+    timed = steps[1:] or steps
+    seconds = sum(step["seconds"] for step in timed)
+    return {
+        "supervised_per_s": sum(step["supervised"] for step in timed) / seconds,
+        "tokens_per_s": sum(step["tokens"] for step in timed) / seconds,
+        "pad_share": 1 - sum(step["tokens"] for step in steps) / sum(step["positions"] for step in steps),
+        "seconds_per_step": statistics.median(step["seconds"] for step in timed),
+        "first_step_seconds": steps[0]["seconds"],
+        "peak_memory_mb": run["peak_memory_mb"],
+        "train_loss_last": run["train_loss_last"],
+        "held_out_loss": run["held_out_loss"],
+    }
+
+
+def epoch_token_counts(model_path):
+    """Tokens in one epoch: the shipped training set (measured, every row) and gretel's train split (extrapolated
+    from the real rows' mean)."""
+    from datasets import load_dataset
+
+    from models import load_tokenizer
+    from utils import ExtraConfig, load_templates, prepare_split
+
+    tokenizer = load_tokenizer(model_path)
+    extra = ExtraConfig(dataset_name=str(SHIPPED_TRAIN))
+    templates = load_templates(extra.prompts_path)
+
+    def count(path):
+        rows = prepare_split(load_dataset("json", data_files=str(path), split="train"), extra, templates)
+        sizes = [token_counts(tokenizer, row) for row in rows]
+        return {"rows": len(sizes), "tokens": sum(t for t, _ in sizes), "supervised": sum(s for _, s in sizes)}
+
+    epochs = {"shipped (2,000 rows, measured)": count(SHIPPED_TRAIN)}
+    if REAL_GRETEL.is_file():
+        sample = count(REAL_GRETEL)
+        scale = GRETEL_TRAIN_ROWS / sample["rows"]
+        epochs[f"gretel ({GRETEL_TRAIN_ROWS:,} rows, extrapolated from {sample['rows']} real rows)"] = {
+            "rows": GRETEL_TRAIN_ROWS, "tokens": round(sample["tokens"] * scale),
+            "supervised": round(sample["supervised"] * scale),
+        }
+    return epochs
+
+
+def token_counts(tokenizer, row):
+    """(all tokens, completion tokens) of one conversational row, tokenised the way trl's SFTTrainer does."""
+    prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"]
+    full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], return_dict=True)["input_ids"]
+    shared = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+    return len(full), len(full) - shared
+
+
+def print_report(report):
+    settings = report["settings"]
+    base = settings.get("workshop")
+    print(f"\n{report['device']} | model {report['model']} | {report['tuning']} | {report['samples']} samples of "
+          f"{Path(report['rows']).name} per setting")
+    head = (f"{'setting':<20}{'config':<15}{'batch':>5}{'sup tok/s':>10}{'tok/s':>8}{'pad':>6}{'peak MB':>9}"
+            f"{'s/step':>8}{'loss':>7}{'held-out':>9}{'x speed':>8}{'x mem':>7}")
+    print(head)
+    for name, s in settings.items():
+        speed = s["supervised_per_s"] / base["supervised_per_s"] if base else float("nan")
+        memory = s["peak_memory_mb"] / base["peak_memory_mb"] if base else float("nan")
+        print(f"{name:<20}{s['config']:<15}{s['batch']:>5}{s['supervised_per_s']:>10.1f}{s['tokens_per_s']:>8.0f}"
+              f"{s['pad_share']:>6.0%}{s['peak_memory_mb']:>9.0f}{s['seconds_per_step']:>8.2f}"
+              f"{s['train_loss_last']:>7.3f}{s['held_out_loss']:>9.3f}{speed:>8.2f}{memory:>7.2f}"
+              + (f"  ({s['note']})" if s["note"] else ""))
+    print("\nMinutes per epoch at these rates (tokens of one epoch / all tokens per second):")
+    for label, epoch in report["epochs"].items():
+        minutes = ", ".join(f"{name} {epoch['tokens'] / s['tokens_per_s'] / 60:,.0f}" for name, s in settings.items())
+        print(f"  {label}, {epoch['tokens']:,} tokens ({epoch['supervised']:,} supervised): {minutes}")
+    print_flops_share(report)
+    print(f"\nMade by: {report['command']}")
+
+
+def print_flops_share(report):
+    """On a GPU: useful FLOPs per second as a share of the card's dense bf16 peak (H100 target: >= 30%)."""
+    from trl.trainer.utils import get_peak_flops
+
+    peak = get_peak_flops(report["device"], "bfloat16")
+    if device_kind() != "gpu" or peak is None:
+        return
+    print(f"\nUseful FLOPs (body for every token, output layer for supervised tokens) / {peak / 1e12:.0f} TFLOP/s bf16 peak:")
+    for name, s in report["settings"].items():
+        flops = s["flops_per_token"]
+        useful = flops["body"] * s["tokens_per_s"] + flops["head"] * s["supervised_per_s"]
+        print(f"  {name}: {useful / 1e12:.1f} TFLOP/s = {useful / peak:.0%} of peak")
+
+
+if __name__ == "__main__":
+    main()
