@@ -9,7 +9,6 @@ row: answers, verdicts, reasons), summary.md (side-by-side tables) and accuracy.
 """
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from scoring import judge, prepare_gold
-from utils import ConfigError, add_formatted_sql, check_templates_fit, conversation, first_line, load_splits, load_templates
+from utils import (
+    ConfigError, add_formatted_sql, check_templates_fit, conversation, first_line, load_splits, load_templates, openai_client,
+)
 
 BREAKDOWNS = ("sql_complexity", "sql_task_type")  # row columns the metrics are broken down by, where present
 REQUEST_TIMEOUT_S = 600  # one answer from a busy CPU server may take minutes
@@ -83,19 +84,13 @@ def endpoints(extra):
     return [first, second]
 
 
-def client(api_base, **options):
-    from openai import OpenAI
-
-    return OpenAI(base_url=api_base, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"), **options)
-
-
 def check_endpoint(endpoint):
     """Fail in one line, before any work, when nobody answers at the address or the model is not served there."""
     from openai import OpenAIError
 
     base_key, model_key = endpoint.settings
     try:
-        served = [model.id for model in client(endpoint.api_base, max_retries=0, timeout=30).models.list()]
+        served = [model.id for model in openai_client(endpoint.api_base, max_retries=0, timeout=30).models.list()]
     except OpenAIError as error:
         raise ConfigError(f"{base_key}: no OpenAI-compatible server answers at {endpoint.api_base} ({first_line(error)}); "
                           "start one (e.g. `python serve_cpu.py CHECKPOINT`) or set OPENAI_API_BASE") from None
@@ -109,7 +104,7 @@ def generate(endpoint, prompts, max_tokens, concurrency):
     A failed request becomes an Answer with its error, so one bad row never stops the run."""
     from openai import OpenAIError
 
-    api = client(endpoint.api_base, timeout=REQUEST_TIMEOUT_S)
+    api = openai_client(endpoint.api_base, timeout=REQUEST_TIMEOUT_S)
 
     def ask(messages):
         try:

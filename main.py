@@ -62,15 +62,14 @@ def interact(extra, model_args, training_args):
     from openai import Timeout
 
     import sandbox
-    from evaluation import client
     from ui.app import launch
     from ui.chat import SqlChat, chat_row
-    from utils import chat_examples, check_templates_fit, load_templates
+    from utils import chat_examples, check_templates_fit, load_templates, openai_client
 
     check_templates_fit(extra.prompts_path, chat_row("", ""), "the chat (a question and a schema)")
     # No retries: a person is waiting, and a retry button is one click away. A short connect timeout says
     # "unreachable" quickly; the long read timeout leaves a busy CPU server time for each token.
-    api = client(extra.openai_api_base, max_retries=0, timeout=Timeout(120, connect=5))
+    api = openai_client(extra.openai_api_base, max_retries=0, timeout=Timeout(120, connect=5))
     templates = load_templates(extra.prompts_path)
     chat = SqlChat(api, extra.served_model_name, templates, sandbox, max_tokens=extra.chat_max_tokens)
     launch(chat, chat_examples(extra), port=extra.port, share=extra.share)

@@ -262,6 +262,13 @@ def prepare_datasets(extra):
     return prepare_split(splits["train"], extra, templates), prepare_split(splits["validation"], extra, templates)
 
 
+def openai_client(api_base, **options):
+    """A client for an OpenAI-compatible server (vLLM): the key from OPENAI_API_KEY (shell or .env), else EMPTY."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=api_base, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"), **options)
+
+
 def load_dotenv_if_present():
     """Load .env from the working directory (WANDB_PROJECT, OPENAI_API_BASE, ...) without overriding the shell."""
     from dotenv import load_dotenv
