@@ -1,28 +1,36 @@
-"""The fast training path: Gemma 3's output layer runs only at the positions that carry a label.
+"""The fast training path: compute only what the loss uses.
 
-The tied 262,144-word output layer is ~62% of the FLOPs per token of Gemma 3 270M, and with completion-only loss
-about 80% of the positions in a batch are prompt (or padding) whose logits the loss throws away. trl 1.16's SFTTrainer
-already scores only the labelled positions on devices with Triton (its fused, chunked LM head), but everywhere else
-(the CPU) it projects every position through the whole vocabulary. `LabelOnlySFTTrainer` replaces that head with
-transformers' own forward given `logits_to_keep` = the labelled positions, so on a padding-free batch (one flat row)
-the output layer computes exactly one row of logits per supervised token.
+Two things a completion-only, padding-free SFT step of Gemma 3 computes for nothing, and what replaces them here:
+
+1. The output layer at unlabelled positions. The tied 262,144-word output layer is ~62% of Gemma 3 270M's FLOPs per
+   token, yet ~80% of the positions in a batch are prompt. trl 1.16's SFTTrainer scores only labelled positions on
+   devices with Triton (its fused, chunked LM head), but elsewhere (the CPU) it projects every position through the
+   whole vocabulary. `LabelOnlySFTTrainer` (ExtraConfig `label_only_logits`) runs the output layer on the hidden
+   states of the labelled positions only, with one [labelled tokens, vocab] buffer (`LabelLogProbs`).
+2. Attention across rows. A padding-free batch is one flat row; transformers' sdpa then attends over the whole flat
+   row through a block-diagonal mask, which costs (batch length)^2 instead of the sum of (row length)^2.
+   `attn_implementation: sdpa_per_row` runs sdpa once per row (trl's collator passes the row bounds as
+   `cu_seq_lens_q`), causal within the row, and is transformers' own sdpa for anything else (padded batches,
+   generation).
 
 trl's `compute_loss` stays in charge: it reads per-token log-probabilities, entropy and top-1 hits from the model's
 `fused_lm_head=True` output, reduces the loss (`num_items_in_batch`, DDP scaling) and logs `entropy` and
-`mean_token_accuracy`. The head below returns the same `FusedCausalLMOutput`, so loss and metrics keep their meaning.
+`mean_token_accuracy`; the head here returns the same `FusedCausalLMOutput`, so loss and metrics keep their meaning.
 """
 
 import types
 
 import torch
 from accelerate.utils import is_peft_model
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from trl import SFTTrainer
-from trl.kernels.chunked_logprob import _use_triton  # trl's own test for "my fused head is already label-only"
-from torch.distributed.tensor import DTensor
+from trl.kernels.chunked_logprob import _use_triton  # trl's own test for "my fused head is label-only already"
 from trl.trainer.utils import FusedCausalLMOutput
 
 IGNORE = -100
-CHUNK = 256  # positions per slice of the [positions, vocab] logits when reducing them (bounds temporaries)
+CHUNK = 256  # labelled positions reduced at a time: bounds the temporaries beside the [positions, vocab] buffer
 
 
 def trainer_class(label_only_logits):
@@ -30,13 +38,17 @@ def trainer_class(label_only_logits):
     return LabelOnlySFTTrainer if label_only_logits else SFTTrainer
 
 
+# ---------------------------------------------------------------- 1. the output layer at labelled positions only
+
+
 class LabelOnlySFTTrainer(SFTTrainer):
-    """SFTTrainer whose output layer computes logits only where a label is (switched on by `label_only_logits`)."""
+    """SFTTrainer whose output layer computes logits only where a label is."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.aux_loss_enabled:
-            raise ValueError("label_only_logits: MoE router losses are not supported; set label_only_logits: false")
+        text_config = self.model.config.get_text_config()
+        if self.aux_loss_enabled or getattr(text_config, "final_logit_softcapping", None):
+            raise ValueError("label_only_logits: models with router losses or logit soft-capping are not supported")
         if not _use_triton(self.args.device):  # with Triton, trl's fused head already scores labelled positions only
             add_label_only_lm_head(self.model.get_base_model() if is_peft_model(self.model) else self.model)
 
@@ -44,7 +56,7 @@ class LabelOnlySFTTrainer(SFTTrainer):
 def add_label_only_lm_head(model):
     """Wrap the (trl-patched) forward so that `fused_lm_head=True` runs the output layer at labelled positions only.
 
-    Every other call (generation, evaluation with logits) goes to the forward as it was.
+    Every other call (generation, evaluation that wants logits) goes to the forward as it was.
     """
     previous_forward = model.forward
 
@@ -59,7 +71,8 @@ def add_label_only_lm_head(model):
         kwargs["use_cache"] = False
         hidden = self.base_model(*args, **kwargs).last_hidden_state
         label_mask = shift_labels != IGNORE
-        kept = LabelLogProbs.apply(hidden[label_mask], output_weight(self), shift_labels[label_mask])
+        weight = self.get_output_embeddings().weight
+        kept = LabelLogProbs.apply(hidden[label_mask], weight, shift_labels[label_mask])
         # trl's shape: one value per position, zero where there is no label; (rows, length - 1) for unshifted labels
         log_probs, entropy, is_top1 = (x.new_zeros(label_mask.shape).masked_scatter(label_mask, x) for x in kept)
         if not given_shifted:
@@ -72,37 +85,32 @@ def add_label_only_lm_head(model):
     model.forward = types.MethodType(forward, model)
 
 
-def output_weight(model):
-    weight = model.get_output_embeddings().weight
-    return weight.full_tensor() if isinstance(weight, DTensor) else weight  # FSDP2 shards it
-
-
 def next_token_labels(labels):
     """The label each position is scored against: position t predicts token t + 1; the last position predicts nothing."""
     return torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE)
 
 
 class LabelLogProbs(torch.autograd.Function):
-    """log p(label) for labelled positions only, from their hidden states [tokens, hidden] and the output layer
-    [vocab, hidden], holding a single [tokens, vocab] buffer: the forward turns the logits, in place, into the
-    gradient d(-log p)/d(logits) = softmax - one_hot, which the backward only scales. Also returns, without gradient,
-    the entropy and whether the label is the top-1 word (the metrics trl logs)."""
+    """log p(label) at labelled positions, from their hidden states [tokens, hidden] and the output layer
+    [vocab, hidden], holding one [tokens, vocab] buffer: the forward turns the logits, in place, into the gradient
+    d(-log p)/d(logits) = softmax - one_hot, which the backward only scales. Also returns, without gradient, the
+    entropy and whether the label is the top-1 word (the metrics trl logs)."""
 
     @staticmethod
     def forward(ctx, hidden, weight, labels):
         device = hidden.device.type
         ctx.dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
-        logits = (hidden.to(ctx.dtype) @ weight.to(ctx.dtype).t()).float()
+        # softmax statistics in float32 at least (bf16 logits would round them)
+        logits = (hidden.to(ctx.dtype) @ weight.to(ctx.dtype).t()).to(torch.promote_types(ctx.dtype, torch.float32))
         label_logits = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         is_top1 = logits.argmax(dim=-1) == labels
-        entropy = torch.empty_like(label_logits)
-        log_normalisers = torch.empty_like(label_logits)
-        for rows, z in zip(torch.arange(len(labels)).split(CHUNK), logits.split(CHUNK)):  # bounds the temporaries
-            log_normalisers[rows] = torch.logsumexp(z, dim=-1)
-            z.sub_(log_normalisers[rows].unsqueeze(-1))  # log-probabilities
-            entropy[rows] = -(z.exp() * z).sum(-1)
-            z.exp_()  # probabilities
-        logits[torch.arange(len(labels)), labels] -= 1  # now softmax - one_hot
+        log_normalisers, entropy = torch.empty_like(label_logits), torch.empty_like(label_logits)
+        for rows, chunk in zip(torch.arange(len(labels)).split(CHUNK), logits.split(CHUNK)):
+            log_normalisers[rows] = torch.logsumexp(chunk, dim=-1)
+            chunk.sub_(log_normalisers[rows].unsqueeze(-1))  # log-probabilities
+            entropy[rows] = -(chunk.exp() * chunk).sum(-1)
+            chunk.exp_()  # probabilities
+        logits[torch.arange(len(labels)), labels] -= 1  # softmax - one_hot
         ctx.gradient = logits
         ctx.save_for_backward(hidden, weight)
         ctx.mark_non_differentiable(entropy, is_top1)
@@ -111,7 +119,44 @@ class LabelLogProbs(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_log_probs, *_):
         hidden, weight = ctx.saved_tensors
-        gradient = ctx.gradient.mul_(-grad_log_probs.unsqueeze(-1)).to(ctx.dtype)  # d(loss)/d(logits)
-        grad_hidden = (gradient @ weight.to(ctx.dtype)).to(hidden.dtype) if ctx.needs_input_grad[0] else None
-        grad_weight = (gradient.t() @ hidden.to(ctx.dtype)).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        grad_logits = ctx.gradient.mul_(-grad_log_probs.unsqueeze(-1)).to(ctx.dtype)  # once: the graph is not retained
+        grad_hidden = (grad_logits @ weight.to(ctx.dtype)).to(hidden.dtype) if ctx.needs_input_grad[0] else None
+        grad_weight = (grad_logits.t() @ hidden.to(ctx.dtype)).to(weight.dtype) if ctx.needs_input_grad[1] else None
         return grad_hidden, grad_weight, None
+
+
+# ---------------------------------------------------------------- 2. attention within each row of a padding-free batch
+
+
+def sdpa_per_row(module, query, key, value, attention_mask, dropout=0.0, scaling=None, sliding_window=None,
+                 cu_seq_lens_q=None, **kwargs):
+    """transformers' attention signature; query, key, value are [batch, heads, length, head_dim]."""
+    if cu_seq_lens_q is None:  # not a padding-free batch: transformers' sdpa with its own mask
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      sliding_window=sliding_window, **kwargs)
+    bounds = cu_seq_lens_q.tolist()
+    rows = [
+        row_attention(query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout, scaling, sliding_window)
+        for start, end in zip(bounds, bounds[1:])
+    ]
+    return torch.cat(rows, dim=2).transpose(1, 2).contiguous(), None
+
+
+def row_attention(query, key, value, dropout, scaling, sliding_window):
+    """Causal sdpa over one row; a local layer also masks keys `sliding_window` or more positions back."""
+    length = query.shape[2]
+    window = None
+    if sliding_window is not None and length > sliding_window:
+        distance = torch.arange(length, device=query.device)
+        distance = distance[:, None] - distance[None, :]
+        window = (distance >= 0) & (distance < sliding_window)
+    return torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=window, dropout_p=dropout, is_causal=window is None, scale=scaling,
+        enable_gqa=True,  # Gemma 3 shares its key/value heads: no copies of them
+    )
+
+
+# Registered on import, so `attn_implementation: sdpa_per_row` loads like any other; masks are sdpa's (used when a
+# batch is padded rather than padding-free).
+AttentionInterface.register("sdpa_per_row", sdpa_per_row)
+AttentionMaskInterface.register("sdpa_per_row", sdpa_mask)

@@ -70,6 +70,8 @@ SETTINGS = {
         ("+padding_free", ["--padding_free", "true", "--max_length", "null"]),
         ("+label_only", ["--label_only_logits", "true"]),
         ("+no_checkpointing", ["--gradient_checkpointing", "false", "--ddp_find_unused_parameters", "false"]),
+        ("+per_row_attention", ["--attn_implementation", "sdpa_per_row"]),
+        ("+batch_8", ["--per_device_train_batch_size", "8"]),
     ]),
     "fast": Setting(FAST),
     "fast_bf16_autocast": Setting({"cpu": FAST["cpu"]}, ["--bf16", "true"], "bf16 autocast: not the same precision"),
@@ -93,8 +95,11 @@ def main():
         runs = {name: [] for name in names}
         for round_ in range(args.rounds):
             for name in names:
-                print(f"[round {round_ + 1}/{args.rounds}] {name} ({SETTINGS[name].config[device]})", flush=True)
                 runs[name].append(run_setting(name, args, model_path))
+                progress = one_round(runs[name][-1])
+                print(f"[round {round_ + 1}/{args.rounds}] {name} ({SETTINGS[name].config[device]}): "
+                      f"{progress['seconds_per_step']:.2f} s/step, {progress['supervised_per_s']:.1f} supervised tokens/s",
+                      flush=True)
         epochs = epoch_token_counts(model_path)
     report = {
         "command": "uv run python bench/train_speed.py " + shlex.join(sys.argv[1:]),
@@ -415,7 +420,7 @@ def print_report(report):
               + (f"  ({s['note']})" if s["note"] else ""))
     print("\nMinutes per epoch at these rates (tokens of one epoch / all tokens per second):")
     for label, epoch in report["epochs"].items():
-        minutes = ", ".join(f"{name} {epoch['tokens'] / s['tokens_per_s'] / 60:,.0f}" for name, s in settings.items())
+        minutes = ", ".join(f"{name} {epoch['tokens'] / s['tokens_per_s'] / 60:,.1f}" for name, s in settings.items())
         print(f"  {label}, {epoch['tokens']:,} tokens ({epoch['supervised']:,} supervised): {minutes}")
     print_flops_share(report)
     print(f"\nMade by: {report['command']}")
