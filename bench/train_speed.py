@@ -172,7 +172,6 @@ def run_setting(name, args, model_path):
 
 
 def run_worker(args):
-    import torch
 
     from fast import trainer_class
 
