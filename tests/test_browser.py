@@ -95,8 +95,11 @@ def browser(tmp_path_factory):
 
 @pytest.fixture
 def page(browser):
+    from playwright.sync_api import expect
+
     page = browser.new_page()
     page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)  # assertions keep their own 5 s default otherwise, too short on a busy CI
     yield page
     page.close()
 
@@ -116,7 +119,7 @@ def ask(page, question, schema=None):
 def expect_cells(page, rows):
     from playwright.sync_api import expect
 
-    expect(page.locator(CELLS)).to_have_text([str(value) for row in rows for value in row], timeout=WAIT_MS)
+    expect(page.locator(CELLS)).to_have_text([str(value) for row in rows for value in row])
 
 
 def gold_rows(row):
