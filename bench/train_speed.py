@@ -71,9 +71,13 @@ SETTINGS = {
         ("+label_only", ["--label_only_logits", "true"]),
         ("+no_checkpointing", ["--gradient_checkpointing", "false", "--ddp_find_unused_parameters", "false"]),
         ("+per_row_attention", ["--attn_implementation", "sdpa_per_row"]),
-        ("+batch_8", ["--per_device_train_batch_size", "8"]),
     ]),
     "fast": Setting(FAST),
+    # variants of the fast settings: what a bigger batch, smaller micro-batches, checkpointing and bf16 would change
+    "fast_batch_8": Setting(FAST, ["--per_device_train_batch_size", "8"], "half the optimizer steps"),
+    "fast_2x2": Setting(FAST, ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]),
+    "fast_1x4": Setting(FAST, ["--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "4"]),
+    "fast_checkpointing": Setting(FAST, ["--gradient_checkpointing", "true"], "recompute activations: less memory"),
     "fast_bf16_autocast": Setting({"cpu": FAST["cpu"]}, ["--bf16", "true"], "bf16 autocast: not the same precision"),
     "liger": Setting({"gpu": "sft_liger.yaml"}),
 }
@@ -177,7 +181,7 @@ def run_worker(args):
 
     extra, model_args, training_args = setting_config(args)
     trainer = trainer_class(extra.label_only_logits)(**trainer_inputs(extra, model_args, training_args, args))
-    memory_at_load = peak_memory_mb()
+    memory_at_load, memory_before_training = peak_memory_mb(), memory_now_mb()
     steps = record_steps(trainer)
     load_before = os.getloadavg()[0]
     reset_peak_memory()  # loading is the same for every setting; the peak that differs is the training's
@@ -186,12 +190,13 @@ def run_worker(args):
     result = {
         "device": device_name(),
         "precision": "bf16 autocast" if training_args.bf16 else str(model_args.dtype),
-        "batch": training_args.per_device_train_batch_size,
+        "batch": batch_label(training_args),
         "steps": steps,
         "train_loss_last": losses[-1],
         "held_out_loss": held_out_loss(trainer),
         "peak_memory_mb": peak_memory_mb(),
         "peak_memory_at_load_mb": memory_at_load,
+        "memory_before_training_mb": memory_before_training,
         "load_average": [load_before, os.getloadavg()[0]],
         "flops_per_token": flops_per_token(trainer.model.config, trainer.train_dataset),
     }
@@ -309,6 +314,21 @@ def reset_peak_memory():
         Path("/proc/self/clear_refs").write_text("5")  # Linux: restart the RSS high-water mark (VmHWM)
 
 
+def memory_now_mb():
+    """GPU: memory torch holds now. CPU: the process's resident memory now (weights loaded, before training)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.memory_allocated() / 2**20
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024  # kB
+
+
+def batch_label(training_args):
+    """Rows per optimizer step, as rows per forward x forwards (gradient accumulation) when there are several."""
+    rows, forwards = training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps
+    return str(rows) if forwards == 1 else f"{rows}x{forwards}"
+
+
 def peak_memory_mb():
     """GPU: the most memory torch allocated. CPU: the process's RSS high-water mark since the last reset."""
     import torch
@@ -361,6 +381,7 @@ def one_round(run):
         "seconds_per_step": statistics.median(step["seconds"] for step in timed),
         "first_step_seconds": steps[0]["seconds"],
         "peak_memory_mb": run["peak_memory_mb"],
+        "training_memory_mb": run["peak_memory_mb"] - run["memory_before_training_mb"],
         "train_loss_last": run["train_loss_last"],
         "held_out_loss": run["held_out_loss"],
     }
@@ -408,13 +429,13 @@ def print_report(report):
     print(f"\n{report['device']} | model {report['model']} | {report['tuning']} | {report['samples']} samples of "
           f"{Path(report['rows']).name} per setting")
     head = (f"{'setting':<20}{'config':<15}{'batch':>5}{'sup tok/s':>10}{'tok/s':>8}{'pad':>6}{'peak MB':>9}"
-            f"{'s/step':>8}{'loss':>7}{'held-out':>9}{'x speed':>8}{'x mem':>7}")
+            f"{'+MB':>7}{'s/step':>8}{'loss':>7}{'held-out':>9}{'x speed':>8}{'x mem':>7}")
     print(head)
     for name, s in settings.items():
         speed = s["supervised_per_s"] / base["supervised_per_s"] if base else float("nan")
         memory = s["peak_memory_mb"] / base["peak_memory_mb"] if base else float("nan")
         print(f"{name:<20}{s['config']:<15}{s['batch']:>5}{s['supervised_per_s']:>10.1f}{s['tokens_per_s']:>8.0f}"
-              f"{s['pad_share']:>6.0%}{s['peak_memory_mb']:>9.0f}{s['seconds_per_step']:>8.2f}"
+              f"{s['pad_share']:>6.0%}{s['peak_memory_mb']:>9.0f}{s['training_memory_mb']:>7.0f}{s['seconds_per_step']:>8.2f}"
               f"{s['train_loss_last']:>7.3f}{s['held_out_loss']:>9.3f}{speed:>8.2f}{memory:>7.2f}"
               + (f"  ({s['note']})" if s["note"] else ""))
     print("\nMinutes per epoch at these rates (tokens of one epoch / all tokens per second):")
