@@ -8,7 +8,7 @@ command line overrides it. This file parses, validates and dispatches to one sma
 
 import sys
 
-from utils import ConfigError, ExtraConfig, check_devices, check_wandb, load_dotenv_if_present
+from utils import ConfigError, ExtraConfig, check_devices, check_wandb, load_dotenv_if_present, use_idle_cpu_cores
 
 
 def train(extra, model_args, training_args):
@@ -105,6 +105,7 @@ def main(argv=None):
         if extra.mode == "train":
             check_devices(training_args)
             check_wandb(training_args)
+            use_idle_cpu_cores()
         MODES[extra.mode](extra, model_args, training_args)
     except ConfigError as error:
         print(f"sqltune: error: {error}", file=sys.stderr)

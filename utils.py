@@ -315,6 +315,25 @@ def check_devices(training_args):
         raise ConfigError("use_cpu: false with several processes and no CUDA GPU would train one independent model per process; set use_cpu: true (configs/accelerate_cpu.yaml)")
 
 
+def use_idle_cpu_cores():
+    """`accelerate launch` sets OMP_NUM_THREADS=1 for each process unless its config says `use_cpu: true` or the
+    user set OMP_NUM_THREADS, so on a machine without a GPU the workshop's accelerate_single.yaml would train on one
+    core of many. Take this process's share of the cores instead, as accelerate does for `use_cpu` configs; a
+    thread count the user chose (in the launcher's environment) stays."""
+    import psutil
+    import torch
+
+    launched_without_use_cpu = os.environ.get("ACCELERATE_USE_CPU") == "False"
+    if torch.cuda.is_available() or not launched_without_use_cpu or torch.get_num_threads() != 1:
+        return
+    if "OMP_NUM_THREADS" in psutil.Process().parent().environ():
+        return
+    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if share > 1:
+        torch.set_num_threads(share)
+        print(f"sqltune: no GPU, so training on {share} CPU threads (accelerate launch set 1 for a config without use_cpu)")
+
+
 def check_wandb(training_args):
     """wandb without a key and without offline mode fails deep inside the trainer; say so up front."""
     if "wandb" not in (training_args.report_to or []):

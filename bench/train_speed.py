@@ -186,6 +186,7 @@ def run_worker(args):
     load_before = os.getloadavg()[0]
     reset_peak_memory()  # loading is the same for every setting; the peak that differs is the training's
     trainer.train()
+    training_peak = peak_memory_mb()  # before the held-out loss below, whose full-vocabulary logits are not training's
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     result = {
         "device": device_name(),
@@ -194,7 +195,7 @@ def run_worker(args):
         "steps": steps,
         "train_loss_last": losses[-1],
         "held_out_loss": held_out_loss(trainer),
-        "peak_memory_mb": peak_memory_mb(),
+        "peak_memory_mb": training_peak,
         "peak_memory_at_load_mb": memory_at_load,
         "memory_before_training_mb": memory_before_training,
         "load_average": [load_before, os.getloadavg()[0]],

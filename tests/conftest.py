@@ -59,13 +59,13 @@ def tiny_train_args(model_dir, output_dir, *extra_args):
     ]
 
 
-def run_main(args, launcher=None, timeout=600, **popen):
+def run_main(args, launcher=None, timeout=600, env=SUBPROCESS_ENV, **popen):
     """Run main.py as users do; `launcher` is an accelerate config for `accelerate launch`."""
     prefix = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher)] if launcher else [sys.executable]
     if launcher:
         prefix += ["--main_process_port", str(free_port())]
     return subprocess.run(
-        [*prefix, str(ROOT / "main.py"), *map(str, args)], cwd=ROOT, env=SUBPROCESS_ENV,
+        [*prefix, str(ROOT / "main.py"), *map(str, args)], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=timeout, **popen,
     )
 

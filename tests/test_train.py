@@ -44,8 +44,12 @@ def assert_servable(folder):
 
 
 def test_one_process_trains_with_falling_loss_and_leaves_a_servable_model(tiny_model, tmp_path):
-    done = run_main(tiny_train_args(tiny_model, tmp_path), launcher=SINGLE)
+    as_users_run_it = {key: value for key, value in SUBPROCESS_ENV.items() if key != "OMP_NUM_THREADS"}
+    done = run_main(tiny_train_args(tiny_model, tmp_path), launcher=SINGLE, env=as_users_run_it)
     assert done.returncode == 0, done.stderr[-3000:]
+    cores = len(os.sched_getaffinity(0))
+    if cores > 1:  # accelerate_single.yaml has no use_cpu, so accelerate gave the process 1 thread; it takes them all
+        assert f"training on {cores} CPU threads" in done.stdout
     assert checkpoints(tmp_path) == [4, 8]
     losses = [loss for _, loss in json.loads((tmp_path / "loss.json").read_text())["train"]]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.3
@@ -65,6 +69,7 @@ def test_two_cpu_processes_train_one_model(tiny_model, tmp_path):
     assert state["global_step"] == 8 and state["epoch"] == pytest.approx(0.5)
     assert checkpoints(tmp_path) == [4, 8]
     assert done.stdout.count("Saved a servable model") == 1
+    assert "CPU threads" not in done.stdout  # use_cpu: accelerate gave each process its share of the cores
     # The logged loss is the mean over both ranks (Trainer gathers it), so it is one loss for the one model.
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
     assert len(losses) == 8 and losses[-1] < losses[0]
@@ -97,6 +102,7 @@ def test_lora_trains_and_its_checkpoint_reloads_and_generates(tiny_model, tmp_pa
     done = run_main(tiny_train_args(tiny_model, tmp_path, "--use_peft", "true", "--lora_r", "8", "--lora_alpha", "16"),
                     launcher=SINGLE)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "CPU threads" not in done.stdout  # OMP_NUM_THREADS=1 set by the caller (conftest) is kept
     adapter = tmp_path / "checkpoint-8"
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "model.safetensors").exists()
     losses = [entry["loss"] for entry in trainer_state(adapter)["log_history"] if "loss" in entry]
