@@ -6,6 +6,7 @@ Run as a script, this file is also the worker that the multi-process tests start
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -204,6 +205,7 @@ def test_fsdp_config_under_accelerate_on_two_cpu_processes(tmp_path):
     ranks = launch([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP_CONFIG),
                     "--num_processes", "2", "--main_process_port", str(free_port()), __file__, "accelerate-state"],
                    SUBPROCESS_ENV)
+    assert len(ranks) == 2  # both processes started and reported
     kinds = sorted({rank["distributed_type"] for rank in ranks})
     if kinds != ["FSDP"]:
         pytest.skip(f"{ACCELERATE_FSDP_ON_CPU} (here: {', '.join(kinds)})")
@@ -227,11 +229,14 @@ def test_torch_fsdp2_over_gloo_trains_like_one_process(tmp_path):
     assert sharded["losses"][-1] < sharded["losses"][0]
 
 
+REPORT = "rank report: "
+
+
 def launch(command, env):
-    """Run a multi-process command; return the JSON lines its processes printed."""
+    """Run a multi-process command; return what its processes reported (their writes may interleave on one pipe)."""
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [json.loads(report) for report in re.findall(rf"{REPORT}(\{{[^{{}}]*\}})", done.stdout)]
 
 
 def fsdp_rows(vocab_size):
@@ -254,7 +259,7 @@ def sgd_losses(model, inputs, steps=4, mean_over_processes=lambda loss: loss):
 def print_accelerate_state():
     from accelerate import PartialState
 
-    print(json.dumps({"distributed_type": PartialState().distributed_type.value}), flush=True)
+    print(REPORT + json.dumps({"distributed_type": PartialState().distributed_type.value}), flush=True)
 
 
 def fsdp2_worker(out):
