@@ -78,6 +78,7 @@ SETTINGS = {
     "fast_2x2": Setting(FAST, ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]),
     "fast_1x4": Setting(FAST, ["--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "4"]),
     "fast_checkpointing": Setting(FAST, ["--gradient_checkpointing", "true"], "recompute activations: less memory"),
+    "fast_compile": Setting(FAST, ["--torch_compile", "true"], "torch.compile: compiles again as batch shapes change"),
     "fast_bf16_autocast": Setting({"cpu": FAST["cpu"]}, ["--bf16", "true"], "bf16 autocast: not the same precision"),
     "liger": Setting({"gpu": "sft_liger.yaml"}),
 }
