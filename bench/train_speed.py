@@ -113,10 +113,10 @@ def main():
         "settings": {name: summarise(SETTINGS[name], device, measured) for name, measured in runs.items()},
     }
     print_report(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"train_speed-{args.model}-{args.tuning}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"train_speed-{args.model}-{args.tuning}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))
-    print(f"JSON: {out.relative_to(ROOT)}")
+    print(f"JSON: {out}")
 
 
 def disable_progress_bars():
@@ -134,6 +134,7 @@ def parse_args():
     parser.add_argument("--samples", type=int, help="training rows per setting (default: 32 on a CPU, 1920 on a GPU)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the settings round-robin and report medians")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP threads per process (default: all)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON (default: bench/results)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
