@@ -326,9 +326,11 @@ def use_idle_cpu_cores():
     launched_without_use_cpu = os.environ.get("ACCELERATE_USE_CPU") == "False"
     if torch.cuda.is_available() or not launched_without_use_cpu or torch.get_num_threads() != 1:
         return
-    if "OMP_NUM_THREADS" in psutil.Process().parent().environ():
+    launcher = psutil.Process().parent()
+    if launcher is None or "OMP_NUM_THREADS" in launcher.environ():
         return
-    share = len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # macOS has no affinity
+    share = cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if share > 1:
         torch.set_num_threads(share)
         print(f"sqltune: no GPU, so training on {share} CPU threads (accelerate launch set 1 for a config without use_cpu)")

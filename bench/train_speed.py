@@ -73,10 +73,7 @@ SETTINGS = {
         ("+per_row_attention", ["--attn_implementation", "sdpa_per_row"]),
     ]),
     "fast": Setting(FAST),
-    # variants of the fast settings: what a bigger batch, smaller micro-batches, checkpointing and bf16 would change
-    "fast_batch_8": Setting(FAST, ["--per_device_train_batch_size", "8"], "half the optimizer steps"),
-    "fast_2x2": Setting(FAST, ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]),
-    "fast_1x4": Setting(FAST, ["--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "4"]),
+    # variants of the fast settings: what checkpointing, torch.compile and bf16 change (README, "Training speed")
     "fast_checkpointing": Setting(FAST, ["--gradient_checkpointing", "true"], "recompute activations: less memory"),
     "fast_compile": Setting(FAST, ["--torch_compile", "true"], "torch.compile: compiles again as batch shapes change"),
     "fast_bf16_autocast": Setting({"cpu": FAST["cpu"]}, ["--bf16", "true"], "bf16 autocast: not the same precision"),
@@ -193,7 +190,7 @@ def run_worker(args):
     result = {
         "device": device_name(),
         "precision": "bf16 autocast" if training_args.bf16 else str(model_args.dtype),
-        "batch": batch_label(training_args),
+        "batch": training_args.per_device_train_batch_size,
         "steps": steps,
         "train_loss_last": losses[-1],
         "held_out_loss": held_out_loss(trainer),
@@ -324,12 +321,6 @@ def memory_now_mb():
     if torch.cuda.is_available():
         return torch.cuda.memory_allocated() / 2**20
     return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024  # kB
-
-
-def batch_label(training_args):
-    """Rows per optimizer step, as rows per forward x forwards (gradient accumulation) when there are several."""
-    rows, forwards = training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps
-    return str(rows) if forwards == 1 else f"{rows}x{forwards}"
 
 
 def peak_memory_mb():
