@@ -7,11 +7,7 @@ Two things a completion-only, padding-free SFT step of Gemma 3 computes for noth
    devices with Triton (its fused, chunked LM head), but elsewhere (the CPU) it projects every position through the
    whole vocabulary. `LabelOnlySFTTrainer` (ExtraConfig `label_only_logits`) runs the output layer on the hidden
    states of the labelled positions only, with one [labelled tokens, vocab] buffer (`LabelLogProbs`).
-2. Attention across rows. A padding-free batch is one flat row; transformers' sdpa then attends over the whole flat
-   row through a block-diagonal mask, which costs (batch length)^2 instead of the sum of (row length)^2.
-   `attn_implementation: sdpa_per_row` runs sdpa once per row (trl's collator passes the row bounds as
-   `cu_seq_lens_q`), causal within the row, and is transformers' own sdpa for anything else (padded batches,
-   generation).
+2. Attention across rows of a padding-free batch: `attention.py` (`attn_implementation: sdpa_per_row`).
 
 trl's `compute_loss` stays in charge: it reads per-token log-probabilities, entropy and top-1 hits from the model's
 `fused_lm_head=True` output, reduces the loss (`num_items_in_batch`, DDP scaling) and logs `entropy` and
@@ -22,9 +18,6 @@ import types
 
 import torch
 from accelerate.utils import is_peft_model
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from trl import SFTTrainer
 from trl.kernels.chunked_logprob import _use_triton  # trl's own test for "my fused head is label-only already"
 from trl.trainer.utils import FusedCausalLMOutput
@@ -123,40 +116,3 @@ class LabelLogProbs(torch.autograd.Function):
         grad_hidden = (grad_logits @ weight.to(ctx.dtype)).to(hidden.dtype) if ctx.needs_input_grad[0] else None
         grad_weight = (grad_logits.t() @ hidden.to(ctx.dtype)).to(weight.dtype) if ctx.needs_input_grad[1] else None
         return grad_hidden, grad_weight, None
-
-
-# ---------------------------------------------------------------- 2. attention within each row of a padding-free batch
-
-
-def sdpa_per_row(module, query, key, value, attention_mask, dropout=0.0, scaling=None, sliding_window=None,
-                 cu_seq_lens_q=None, **kwargs):
-    """transformers' attention signature; query, key, value are [batch, heads, length, head_dim]."""
-    if cu_seq_lens_q is None:  # not a padding-free batch: transformers' sdpa with its own mask
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      sliding_window=sliding_window, **kwargs)
-    bounds = cu_seq_lens_q.tolist()
-    rows = [
-        row_attention(query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout, scaling, sliding_window)
-        for start, end in zip(bounds, bounds[1:])
-    ]
-    return torch.cat(rows, dim=2).transpose(1, 2).contiguous(), None
-
-
-def row_attention(query, key, value, dropout, scaling, sliding_window):
-    """Causal sdpa over one row; a local layer also masks keys `sliding_window` or more positions back."""
-    length = query.shape[2]
-    window = None
-    if sliding_window is not None and length > sliding_window:
-        distance = torch.arange(length, device=query.device)
-        distance = distance[:, None] - distance[None, :]
-        window = (distance >= 0) & (distance < sliding_window)
-    return torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=window, dropout_p=dropout, is_causal=window is None, scale=scaling,
-        enable_gqa=True,  # Gemma 3 shares its key/value heads: no copies of them
-    )
-
-
-# Registered on import, so `attn_implementation: sdpa_per_row` loads like any other; masks are sdpa's (used when a
-# batch is padded rather than padding-free).
-AttentionInterface.register("sdpa_per_row", sdpa_per_row)
-AttentionMaskInterface.register("sdpa_per_row", sdpa_mask)

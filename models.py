@@ -71,6 +71,9 @@ def load_model(path, model_class="AutoModelForCausalLM", dtype="auto", attn_impl
     import torch
     import transformers
 
+    import attention
+
+    attention.register()  # our attn_implementation names (sdpa_per_row) must be known before loading
     torch_dtype = dtype if dtype in (None, "auto") else getattr(torch, dtype)
     try:
         return getattr(transformers, model_class).from_pretrained(

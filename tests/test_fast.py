@@ -1,5 +1,5 @@
-"""fast.py on the tiny Gemma 3: the same numbers as the plain computation, a real trl training that learns, tokenised
-rows cached across runs, and FSDP.
+"""fast.py and attention.py on the tiny Gemma 3: the same numbers as the plain computation, a real trl training that
+learns, tokenised rows cached across runs, and FSDP.
 
 Run as a script, this file is also the worker that the multi-process tests start.
 """
@@ -19,6 +19,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import add_fused_lm_head
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a worker script, the repository is not on the path
+import attention  # noqa: E402
 import fast  # noqa: E402
 from conftest import SHIPPED_DATA, SUBPROCESS_ENV, free_port, run_main, tiny_train_args  # noqa: E402
 from tiny_gemma import build_model, build_tokenizer, save_tiny_gemma  # noqa: E402
@@ -28,6 +29,7 @@ FSDP_CONFIG = ROOT / "configs" / "accelerate_fsdp.yaml"
 IGNORE = -100
 ROW_LENGTHS = [(7, 5), (13, 6), (4, 9)]  # (prompt, completion) tokens: unequal, so a padded batch has padding
 SLIDING_WINDOW = 6  # shorter than the rows, so the local layers' window is exercised too
+attention.register()  # the models here are built directly, not through models.load_model
 ACCELERATE_FSDP_ON_CPU = (
     "accelerate 1.15 applies FSDP only on top of a GPU-type backend (MULTI_GPU, NPU, XPU...: accelerate/state.py); "
     "without CUDA, `accelerate launch` with an FSDP config starts processes that come up as DistributedType.NO, each "
@@ -79,17 +81,62 @@ def label_only(model):
     return model
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "sdpa_per_row"])
-def test_padding_free_logits_equal_padded_logits(tokenizer, model, attention):
+def reference_varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, window_size=(-1, -1),
+                          enable_gqa=False):
+    """torch's varlen_attn contract ([tokens, heads, head_dim]; a query at i sees keys i - left .. i + right of its
+    own row, -1 for no limit), computed with plain matrices: flash attention cannot run on a CPU."""
+    assert torch.equal(cu_seq_q, cu_seq_k) and max_q == max_k == int((cu_seq_q[1:] - cu_seq_q[:-1]).max())
+    if enable_gqa:
+        key, value = (x.repeat_interleave(query.shape[1] // x.shape[1], dim=1) for x in (key, value))
+    positions = torch.arange(len(query))
+    row = torch.bucketize(positions, cu_seq_q[1:], right=True)
+    back = positions[:, None] - positions[None, :]  # how far back each key is from each query
+    left, right = window_size
+    seen = (row[:, None] == row[None, :]) & ((left < 0) | (back <= left)) & ((right < 0) | (-back <= right))
+    scores = torch.einsum("qhd,khd->hqk", query, key) * (query.shape[-1] ** -0.5 if scale is None else scale)
+    return torch.einsum("hqk,khd->qhd", scores.masked_fill(~seen, float("-inf")).softmax(-1), value)
+
+
+def reference_varlen_attn_without_gqa(query, key, value, *bounds, scale=None, window_size=(-1, -1)):
+    """torch 2.11's signature: no enable_gqa, so key/value must come with as many heads as the query."""
+    assert key.shape[1] == query.shape[1]
+    return reference_varlen_attn(query, key, value, *bounds, scale=scale, window_size=window_size)
+
+
+@pytest.fixture
+def varlen_on_the_cpu(monkeypatch):
+    """attention.py's varlen path on the CPU, with the reference kernel standing in for flash attention."""
+    monkeypatch.setattr(attention, "VARLEN_ATTN", reference_varlen_attn)
+    monkeypatch.setattr(attention, "varlen_available", lambda query, dropout: True)
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "sdpa_per_row", "sdpa_per_row, varlen path"])
+def test_padding_free_logits_equal_padded_logits(tokenizer, model, implementation, request):
+    if implementation.endswith("varlen path"):
+        request.getfixturevalue("varlen_on_the_cpu")
     rows = example_rows(len(tokenizer))
     with torch.no_grad():
         padded = with_attention(model, "sdpa")(**without_labels(collate(rows, padding_free=False))).logits
-        flat = with_attention(model, attention)(**without_labels(collate(rows, padding_free=True))).logits
+        flat = with_attention(model, implementation.split(",")[0])(**without_labels(collate(rows, padding_free=True))).logits
     start = 0
     for row, tokens in enumerate(rows):
         length = len(tokens["input_ids"])
         torch.testing.assert_close(flat[0, start:start + length], padded[row, :length], rtol=0, atol=1e-10)
         start += length
+
+
+@pytest.mark.parametrize("kernel", [reference_varlen_attn, reference_varlen_attn_without_gqa], ids=["gqa", "no-gqa"])
+@pytest.mark.parametrize("sliding_window", [None, SLIDING_WINDOW], ids=["global", "local"])
+def test_varlen_path_equals_the_row_loop(kernel, sliding_window):
+    """The varlen path's layout, head sharing, scale and window, against sdpa row by row (4 query heads, 1 key/value)."""
+    torch.manual_seed(0)
+    query = torch.randn(1, 4, 24, 8, dtype=torch.float64)
+    key, value = torch.randn(2, 1, 1, 24, 8, dtype=torch.float64)
+    bounds = torch.tensor([0, 7, 20, 24], dtype=torch.int32)
+    loop, _ = attention.sdpa_row_loop(None, query, key, value, None, scaling=0.3, sliding_window=sliding_window,
+                                      cu_seq_lens_q=bounds)
+    varlen = attention.varlen_rows(query, key, value, bounds, None, 0.3, sliding_window, kernel=kernel)
+    torch.testing.assert_close(varlen, loop, rtol=0, atol=1e-12)
 
 
 def without_labels(inputs):
@@ -101,20 +148,25 @@ def without_labels(inputs):
 @pytest.mark.parametrize("padding_free", [False, True], ids=["padded", "padding-free"])
 def test_label_only_loss_metrics_and_gradients_equal_the_full_computation(tokenizer, model, padding_free):
     inputs = collate(example_rows(len(tokenizer)), padding_free)
-    model = with_attention(model, "sdpa_per_row")
-    fast_model = label_only(copy.deepcopy(model))
+    assert_label_only_equals_full(with_attention(model, "sdpa_per_row"), inputs, rtol=1e-12, grad_tolerance=(1e-10, 1e-14))
 
+
+def assert_label_only_equals_full(model, inputs, rtol, grad_tolerance):
+    """Loss, gradients and trl's metrics of the label-only head equal those of the whole output layer."""
+    fast_model = label_only(copy.deepcopy(model))
     logits = model(**without_labels(inputs)).logits  # every position through the output layer
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # as the head does: softmax in float32 at least
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), inputs["labels"][:, 1:].flatten())
     loss.backward()
     fused = fast_model(**inputs, fused_lm_head=True)  # what trl's compute_loss calls
     fused.loss.backward()
 
-    torch.testing.assert_close(fused.loss, loss, rtol=1e-12, atol=0)
+    torch.testing.assert_close(fused.loss, loss, rtol=rtol, atol=0)
+    grad_rtol, grad_atol = grad_tolerance
     for (name, expected), actual in zip(model.named_parameters(), fast_model.parameters()):
-        torch.testing.assert_close(actual.grad, expected.grad, rtol=1e-10, atol=1e-14, msg=name)
+        torch.testing.assert_close(actual.grad, expected.grad, rtol=grad_rtol, atol=grad_atol, msg=name)
     entropy, is_top1 = metrics_from_logits(logits.detach(), inputs["labels"])
-    torch.testing.assert_close(fused.entropy.sum(), entropy.sum(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(fused.entropy.sum(), entropy.sum(), rtol=rtol, atol=0)
     assert fused.is_top1.sum() == is_top1.sum()
     assert fused.label_mask.sum() == (inputs["labels"][:, 1:] != IGNORE).sum()
 
@@ -136,18 +188,18 @@ def shipped_rows():
     return prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
 
 
-def train(trainer_class, model_path, rows, output_dir, attention, **settings):
+def train(trainer_class, model_path, rows, output_dir, implementation, **settings):
     """A short real training through trl; returns the logged steps."""
     from trl import SFTConfig
 
     from models import load_model, load_tokenizer
 
-    args = SFTConfig(
-        output_dir=str(output_dir), use_cpu=True, bf16=False, report_to="none", learning_rate=3e-3, max_steps=8,
-        per_device_train_batch_size=4, logging_steps=1, gradient_checkpointing=False, seed=0, disable_tqdm=True,
-        **settings,
-    )
-    trainer = trainer_class(model=load_model(str(model_path), attn_implementation=attention), args=args,
+    args = SFTConfig(**{
+        "output_dir": str(output_dir), "use_cpu": True, "bf16": False, "report_to": "none", "learning_rate": 3e-3,
+        "max_steps": 8, "per_device_train_batch_size": 4, "logging_steps": 1, "gradient_checkpointing": False,
+        "seed": 0, "disable_tqdm": True, **settings,
+    })
+    trainer = trainer_class(model=load_model(str(model_path), attn_implementation=implementation), args=args,
                             train_dataset=rows, processing_class=load_tokenizer(str(model_path)))
     trainer.train()
     return [entry for entry in trainer.state.log_history if "loss" in entry]
