@@ -8,39 +8,14 @@ command line overrides it. This file parses, validates and dispatches to one sma
 
 import sys
 
-from utils import ConfigError, ExtraConfig, check_devices, check_wandb, load_dotenv_if_present, use_idle_cpu_cores
+from config import ConfigError, ExtraConfig, check_numbers, load_dotenv_if_present
+from preflight import check_devices, check_wandb, use_idle_cpu_cores
 
 
 def train(extra, model_args, training_args):
-    from trl import get_peft_config
+    from training import run_training
 
-    from fast import trainer_class
-    from models import load_model, load_tokenizer, resolve_model_path, save_servable, stop_at_end_of_turn
-    from plots import write_loss_curve
-    from utils import prepare_datasets, resume_point
-
-    train_rows, eval_rows = prepare_datasets(extra)
-    path = resolve_model_path(model_args.model_name_or_path)
-    tokenizer = load_tokenizer(path)
-    model = load_model(path, extra.model_class, model_args.dtype, model_args.attn_implementation)
-    stop_at_end_of_turn(model, tokenizer)  # so every checkpoint-N stops at <end_of_turn> when served
-    trainer = trainer_class(extra.label_only_logits)(
-        model=model,
-        args=training_args,
-        train_dataset=train_rows,
-        eval_dataset=eval_rows if training_args.eval_strategy != "no" else None,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
-    )
-    trainer.train(resume_from_checkpoint=resume_point(training_args))
-    if trainer.accelerator.is_main_process:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if model_args.use_peft:
-            model = model.merge_and_unload()  # the final folder is a whole model vLLM serves as is
-        save_servable(model, tokenizer, training_args.output_dir)
-        curve = write_loss_curve(trainer.state.log_history, training_args.output_dir)
-        print(f"Saved a servable model to {training_args.output_dir} (loss curve: {curve})")
-    trainer.accelerator.wait_for_everyone()
+    run_training(extra, model_args, training_args)
 
 
 def merge(extra, model_args, training_args):
@@ -62,9 +37,11 @@ def interact(extra, model_args, training_args):
     from openai import Timeout
 
     import sandbox
+    from endpoint import openai_client
     from ui.app import launch
     from ui.chat import SqlChat, chat_row
-    from utils import chat_examples, check_templates_fit, load_templates, openai_client
+    from ui.examples import chat_examples
+    from utils import check_templates_fit, load_templates
 
     check_templates_fit(extra.prompts_path, chat_row("", ""), "the chat (a question and a schema)")
     # No retries: a person is waiting, and a retry button is one click away. A short connect timeout says
@@ -81,6 +58,7 @@ MODES = {"train": train, "merge": merge, "evaluate": evaluate, "interact": inter
 def parse_config(argv):
     """(ExtraConfig, ModelConfig, SFTConfig) from --config FILE and command-line overrides."""
     import torch
+    import yaml
     from trl import ModelConfig, SFTConfig, TrlParser
 
     class Parser(TrlParser):
@@ -91,11 +69,22 @@ def parse_config(argv):
     if not torch.cuda.is_available():
         parser.set_defaults(use_cpu=True)  # one model per launch, even with several CPU processes
     try:
-        return parser.parse_args_and_config(argv)
+        extra, model_args, training_args = parser.parse_args_and_config(argv)
     except FileNotFoundError as error:
         raise ConfigError(f"--config: {error.filename} not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config: not valid YAML, {yaml_problem(error)}") from None
     except ValueError as error:  # trl's message for unknown YAML keys, transformers' for bad values
         raise ConfigError(str(error).splitlines()[0]) from None
+    check_numbers(model_args, training_args)  # ExtraConfig checks its own numbers
+    return extra, model_args, training_args
+
+
+def yaml_problem(error):
+    """'FILE line L, column C: what is wrong' from PyYAML's several-line message."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{mark.name} line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + (getattr(error, "problem", None) or str(error).splitlines()[0])
 
 
 def main(argv=None):

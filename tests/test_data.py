@@ -1,26 +1,34 @@
 """Data: loading and splitting, the workshop's SQL formatting, and templates rendered into chat rows."""
 
 import json
+import sqlite3
 
 import pytest
 
 from conftest import ROOT, SHIPPED_DATA, shipped_rows
-from utils import ExtraConfig, add_formatted_sql, conversation, format_sql, load_splits, load_templates
+from config import ConfigError, ExtraConfig
+from ui.examples import chat_examples
+from utils import add_formatted_sql, conversation, format_sql, load_splits, load_templates
 
 PROMPTS = ROOT / "prompts" / "gretelai" / "synthetic_text_to_sql"
+# The workshop's example, as its user turn and its answer (README: the chat's first example).
 BUS_ROUTES_USER_TURN = """Prompt:
-Which bus routes in Springfield carry more than 1000 riders a day?
+Find the total fare collected from passengers on 'Green Line' buses
 
 Schema:
 ```sql
-CREATE TABLE bus_routes (route_id INT, route_name VARCHAR(50),
-                                                  city VARCHAR(50),
-                                                       daily_riders INT);
+CREATE TABLE bus_routes (route_name VARCHAR(50),
+                                    fare FLOAT);
 
-INSERT INTO bus_routes (route_id, route_name, city, daily_riders)
-VALUES (1, 'Downtown Loop', 'Springfield', 1200),
-       (2, 'Airport Express', 'Springfield', 800),
-       (3, 'Harbor Line', 'Shelbyville', 950);
+INSERT INTO bus_routes (route_name, fare)
+VALUES ('Green Line', 1.50),
+       ('Red Line', 2.00),
+       ('Blue Line', 1.75);
+```"""
+BUS_ROUTES_ANSWER = """```sql
+SELECT SUM(fare)
+FROM bus_routes
+WHERE route_name = 'Green Line';
 ```"""
 
 
@@ -28,10 +36,21 @@ def chat(row, data_format="prompt_completion"):
     return conversation({**row, **add_formatted_sql(row)}, load_templates(PROMPTS), data_format)
 
 
-def test_bus_routes_example_renders_the_workshop_user_turn():
+def test_bus_routes_example_is_the_workshops_and_its_gold_answers_it():
     example = json.loads((PROMPTS / "example.json").read_text())
-    user = chat({**example, "sql": "SELECT 1"})["prompt"][1]
-    assert user == {"role": "user", "content": BUS_ROUTES_USER_TURN}
+    rendered = chat(example)
+    assert rendered["prompt"][1] == {"role": "user", "content": BUS_ROUTES_USER_TURN}
+    assert rendered["completion"] == [{"role": "assistant", "content": BUS_ROUTES_ANSWER}]
+    database = sqlite3.connect(":memory:")
+    database.executescript(example["sql_context"])
+    assert database.execute(example["sql"]).fetchall() == [(1.5,)]
+
+
+def test_the_chat_offers_the_workshop_example_first_then_test_rows():
+    examples = chat_examples(ExtraConfig(dataset_name=str(SHIPPED_DATA)), test_rows=2)
+    example = json.loads((PROMPTS / "example.json").read_text())
+    test = shipped_rows("test")[:2]
+    assert examples == [(row["sql_prompt"], row["sql_context"]) for row in [example, *test]]
 
 
 def test_sql_is_reindented_upper_cased_and_fenced():
@@ -80,6 +99,24 @@ def test_a_single_local_file_loads_as_train(tmp_path):
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in shipped_rows("test")[:20]))
     splits = load_splits(ExtraConfig(dataset_name=str(tmp_path / "rows.jsonl"), dataset_test_split="train"))
     assert len(splits["validation"]) == 10 and len(splits["train"]) == 10
+
+
+def test_a_local_folder_gets_its_splits_from_the_file_names(tmp_path):
+    rows = shipped_rows("test")
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:30]))
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[30:35]))
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[35:45]))
+    splits = load_splits(ExtraConfig(dataset_name=str(tmp_path)))
+    assert [len(splits[name]) for name in ("train", "validation", "test")] == [30, 5, 10]  # dev.jsonl is validation
+
+
+@pytest.mark.parametrize("content", ["empty", "mixed formats"])
+def test_a_local_folder_without_usable_files_is_one_line_naming_it(tmp_path, content):
+    if content == "mixed formats":
+        (tmp_path / "train.jsonl").write_text(json.dumps(shipped_rows("test")[0]) + "\n")
+        (tmp_path / "test.csv").write_text("sql_prompt,sql_context\nq,c\n")
+    with pytest.raises(ConfigError, match=f"dataset_name: cannot read {tmp_path}"):
+        load_splits(ExtraConfig(dataset_name=str(tmp_path)))
 
 
 def test_train_samples_limits_the_training_rows():
