@@ -3,6 +3,8 @@
     uv run python bench/train_speed.py --model tiny                   # seconds (a tiny random Gemma 3)
     uv run python bench/train_speed.py --model real --tuning lora     # minutes (the real Gemma 3 270M, offline)
     uv run python bench/train_speed.py --model real --tuning full
+    python bench/train_speed.py --model random --model-files gpu_bundle/gemma-3-270m --rows gpu_bundle/gretel_rows.jsonl
+        # Gemma 3 270M's architecture with random weights and its real tokenizer (bench/gpu_proof.py runs it on a GPU)
 
 Every setting trains the same model, from the same weights, on the same rows (real gretel rows from ../shared when
 there, else the shipped ones), one pass over the same number of samples, at the same learning rate. A setting is a
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,6 +80,8 @@ SETTINGS = {
     "fast_checkpointing": Setting(FAST, ["--gradient_checkpointing", "true"], "recompute activations: less memory"),
     "fast_compile": Setting(FAST, ["--torch_compile", "true"], "torch.compile: compiles again as batch shapes change"),
     "fast_bf16_autocast": Setting({"cpu": FAST["cpu"]}, ["--bf16", "true"], "bf16 autocast: not the same precision"),
+    "fast_row_loop": Setting({"gpu": FAST["gpu"]}, ["--attn_implementation", "sdpa_row_loop"],
+                             "rows attended one by one in Python, not in one varlen call"),
     "liger": Setting({"gpu": "sft_liger.yaml"}),
 }
 DEFAULT_SETTINGS = ["workshop", "fast", "liger"]
@@ -93,7 +98,7 @@ def main():
     disable_progress_bars()
     names = [name for name in args.settings if device in SETTINGS[name].config]
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = prepare_model(args.model, Path(tmp))
+        model_path = prepare_model(args, Path(tmp))
         runs = {name: [] for name in names}
         for round_ in range(args.rounds):
             for name in names:
@@ -102,11 +107,11 @@ def main():
                 print(f"[round {round_ + 1}/{args.rounds}] {name} ({SETTINGS[name].config[device]}): "
                       f"{progress['seconds_per_step']:.2f} s/step, {progress['supervised_per_s']:.1f} supervised tokens/s",
                       flush=True)
-        epochs = epoch_token_counts(model_path)
+        epochs = epoch_token_counts(model_path, args.rows)
     report = {
         "command": "uv run python bench/train_speed.py " + shlex.join(sys.argv[1:]),
         "device": runs[names[0]][0]["device"], "model": args.model, "tuning": args.tuning, "samples": args.samples,
-        "rows": str(rows_file()), "epochs": epochs,
+        "rows": str(args.rows), "epochs": epochs,
         "settings": {name: summarise(SETTINGS[name], device, measured) for name, measured in runs.items()},
     }
     print_report(report)
@@ -124,7 +129,15 @@ def disable_progress_bars():
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("tiny", "real"), default="tiny")
+    parser.add_argument("--model", choices=("tiny", "real", "random"), default="tiny",
+                        help="tiny: a tiny random Gemma 3; real: the offline Gemma 3 270M; random: the architecture in "
+                             "--model-files/config.json with random weights and the tokenizer there")
+    parser.add_argument("--model-files", type=Path, default=ROOT / "gpu_bundle" / "gemma-3-270m",
+                        help="for --model random: config.json and tokenizer files (bench/gpu_prepare.py writes them)")
+    parser.add_argument("--rows", type=Path, default=default_rows(),
+                        help="gretel-format JSONL to train on (default: ../shared's real gretel rows, else the shipped ones)")
+    parser.add_argument("--batch", type=int, help="per-device batch for every setting (default: each config's own); "
+                                                  "equal batches give equal losses after the same samples")
     parser.add_argument("--tuning", choices=("lora", "full"), default="lora")
     parser.add_argument("--settings", type=lambda text: text.split(","), default=DEFAULT_SETTINGS,
                         help=f"comma-separated, from: {', '.join(SETTINGS)} (default: {','.join(DEFAULT_SETTINGS)})")
@@ -140,6 +153,8 @@ def parse_args():
     if unknown:
         parser.error(f"--settings: unknown {', '.join(unknown)} (known: {', '.join(SETTINGS)})")
     args.samples = args.samples or (1920 if device_kind() == "gpu" else 32)
+    if args.model == "random" and not (args.model_files / "config.json").is_file():
+        parser.error(f"--model random: no config.json in {args.model_files} (run bench/gpu_prepare.py)")
     return args
 
 
@@ -149,14 +164,29 @@ def device_kind():
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def prepare_model(which, tmp):
-    if which == "real":
+def prepare_model(args, tmp):
+    if args.model == "real":
         from models import OFFLINE_GEMMA, resolve_model_path
 
         return resolve_model_path(OFFLINE_GEMMA)
+    if args.model == "random":
+        return save_random_model(args.model_files, tmp / "random-model")
     from tests.tiny_gemma import save_tiny_gemma
 
     return str(save_tiny_gemma(tmp / "tiny-gemma"))
+
+
+def save_random_model(files, target):
+    """The architecture in files/config.json with random weights (bf16), beside the tokenizer files there: measures
+    speed like the real model (same shapes), not quality."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    shutil.copytree(files, target)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(files), dtype=torch.bfloat16)
+    model.save_pretrained(target)
+    return str(target)
 
 
 def run_setting(name, args, model_path):
@@ -164,7 +194,8 @@ def run_setting(name, args, model_path):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
         command = [sys.executable, __file__, "--worker", name, "--model", args.model, "--tuning", args.tuning,
-                   "--samples", str(args.samples), "--model-path", model_path, "--out", out.name]
+                   "--samples", str(args.samples), "--model-path", model_path, "--out", out.name, "--rows", str(args.rows)]
+        command += ["--batch", str(args.batch)] if args.batch else []
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"setting {name} failed:\n{done.stderr[-4000:]}")
@@ -216,7 +247,8 @@ def setting_config(args):
         "--lr_scheduler_type", "constant", "--warmup_steps", "0", "--seed", "42", *precision,
     ]
     config = CONFIGS / setting.config["gpu" if gpu else "cpu"]
-    extra, model_args, training_args = parse_config(["--config", str(config), *common, *setting.overrides])
+    batch = ["--per_device_train_batch_size", str(args.batch)] if args.batch else []
+    extra, model_args, training_args = parse_config(["--config", str(config), *common, *setting.overrides, *batch])
     model_args.use_peft = args.tuning == "lora"
     if model_args.use_peft:  # the CPU default's adapter, for every setting
         lora = yaml.safe_load((CONFIGS / "sft_cpu.yaml").read_text())
@@ -230,21 +262,21 @@ def setting_trainer(extra, model_args, training_args, args):
     from training import build_trainer
     from utils import load_templates, prepare_split
 
-    train_rows, held_out = bench_rows(args.samples)
+    train_rows, held_out = bench_rows(args.samples, args.rows)
     templates = load_templates(extra.prompts_path)
     return build_trainer(extra, model_args, training_args, prepare_split(train_rows, extra, templates),
                          prepare_split(held_out, extra, templates))
 
 
-def rows_file():
+def default_rows():
     return REAL_GRETEL if REAL_GRETEL.is_file() else SHIPPED_TRAIN
 
 
-def bench_rows(samples):
+def bench_rows(samples, rows):
     """`samples` training rows (the pool repeated if it is short) and HELD_OUT_ROWS rows never trained on."""
     from datasets import concatenate_datasets, load_dataset
 
-    pool = load_dataset("json", data_files=str(rows_file()), split="train")
+    pool = load_dataset("json", data_files=str(rows), split="train")
     held_out = pool.select(range(len(pool) - HELD_OUT_ROWS, len(pool)))
     train = pool.select(range(len(pool) - HELD_OUT_ROWS))
     train = concatenate_datasets([train] * -(-samples // len(train))).select(range(samples))
@@ -371,9 +403,9 @@ def one_round(run):
     }
 
 
-def epoch_token_counts(model_path):
+def epoch_token_counts(model_path, rows):
     """Tokens in one epoch: the shipped training set (measured, every row) and gretel's train split (extrapolated
-    from the real rows' mean)."""
+    from the mean of the rows trained on, when they are gretel's)."""
     from datasets import load_dataset
 
     from models import load_tokenizer
@@ -389,8 +421,8 @@ def epoch_token_counts(model_path):
         return {"rows": len(sizes), "tokens": sum(t for t, _ in sizes), "supervised": sum(s for _, s in sizes)}
 
     epochs = {"shipped (2,000 rows, measured)": count(SHIPPED_TRAIN)}
-    if REAL_GRETEL.is_file():
-        sample = count(REAL_GRETEL)
+    if Path(rows).resolve() != SHIPPED_TRAIN:
+        sample = count(rows)
         scale = GRETEL_TRAIN_ROWS / sample["rows"]
         epochs[f"gretel ({GRETEL_TRAIN_ROWS:,} rows, extrapolated from {sample['rows']} real rows)"] = {
             "rows": GRETEL_TRAIN_ROWS, "tokens": round(sample["tokens"] * scale),
@@ -439,9 +471,14 @@ def print_flops_share(report):
         return
     print(f"\nUseful FLOPs (body for every token, output layer for supervised tokens) / {peak / 1e12:.0f} TFLOP/s bf16 peak:")
     for name, s in report["settings"].items():
-        flops = s["flops_per_token"]
-        useful = flops["body"] * s["tokens_per_s"] + flops["head"] * s["supervised_per_s"]
+        useful = useful_flops_per_s(s)
         print(f"  {name}: {useful / 1e12:.1f} TFLOP/s = {useful / peak:.0%} of peak")
+
+
+def useful_flops_per_s(summary):
+    """A setting's useful FLOPs per second: the body's for every real token, the output layer's for supervised ones."""
+    flops = summary["flops_per_token"]
+    return flops["body"] * summary["tokens_per_s"] + flops["head"] * summary["supervised_per_s"]
 
 
 if __name__ == "__main__":
