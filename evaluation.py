@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from plots import write_accuracy_chart
 from scoring import judge, prepare_gold
 from utils import (
     ConfigError, add_formatted_sql, check_templates_fit, conversation, first_line, load_splits, load_templates, openai_client,
@@ -230,29 +231,3 @@ def summary_markdown(report, labels):
         parts += [f"## By {column}", markdown_table(header, rows)]
     return "\n\n".join(parts) + "\n"
 
-
-def write_accuracy_chart(summary, labels, path):
-    """Bars of execution (solid) and test-suite (hatched) accuracy per sql_complexity, one colour per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers
-    import matplotlib.pyplot as plt
-
-    groups = {"all rows": summary["overall"], **summary["by"].get("sql_complexity", {})}
-    width = 0.8 / (2 * len(labels))
-    figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(groups)), 4.5))
-    for index, label in enumerate(labels):
-        for offset, (key, hatch) in enumerate((("execution_accuracy", None), ("test_suite_accuracy", "//"))):
-            heights = [100 * (by_label[label][key] or 0) for by_label in groups.values()]
-            positions = [g - 0.4 + width * (2 * index + offset + 0.5) for g in range(len(groups))]
-            bars = axes.bar(positions, heights, width, color=f"C{index}", hatch=hatch, alpha=0.6 if hatch else 1.0,
-                            label=f"{label}: {METRICS[key][0]}")
-            axes.bar_label(bars, fmt="%.0f", fontsize=7)
-    axes.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right")
-    axes.set(ylabel="% of rows whose gold SQL runs", ylim=(0, 100), title="Accuracy by sql_complexity")
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path

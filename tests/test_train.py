@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, Gemma3ForCausalLM
 
 from conftest import ROOT, SHIPPED_DATA, SUBPROCESS_ENV, free_port, run_main, tiny_train_args
 
@@ -26,10 +26,10 @@ def checkpoints(output_dir):
     return sorted(int(path.name.split("-")[1]) for path in output_dir.glob("checkpoint-*"))
 
 
-def greedy_answer(model, tokenizer, max_new_tokens=12):
+def greedy_answer(model, tokenizer, max_new_tokens=12, **generation):
     ids = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, **generation)
     return out[0, ids["input_ids"].shape[1]:].tolist()
 
 
@@ -38,8 +38,9 @@ def assert_servable(folder):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert (folder / "chat_template.jinja").is_file() and model.config.use_cache
-    assert tokenizer.convert_tokens_to_ids("<end_of_turn>") in model.generation_config.eos_token_id
-    assert greedy_answer(model, tokenizer)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    # The saved generation config ends an answer at <end_of_turn>: pushed to say it first, the model says nothing more.
+    assert greedy_answer(model, tokenizer, sequence_bias={(end_of_turn,): 100.0}) == [end_of_turn]
     return model, tokenizer
 
 
@@ -94,6 +95,59 @@ def test_labels_mask_the_prompt_and_keep_end_of_turn(tiny_model):
         assert learnt == row["completion"][0]["content"] + "<end_of_turn>\n"
         prompt = tokenizer.decode(ids[(labels == -100) & (ids != tokenizer.pad_token_id)])
         assert prompt.startswith("<bos><start_of_turn>user\n") and prompt.endswith("<start_of_turn>model\n")
+
+
+def test_language_modeling_labels_cover_the_prompt_and_a_short_run_trains(tiny_model, tmp_path):
+    """fine_tuning_data_format: language_modeling puts the loss on every token: system, question, schema and answer."""
+    from main import parse_config
+    from training import build_trainer
+    from utils import prepare_datasets
+
+    args = tiny_train_args(tiny_model, tmp_path, "--fine_tuning_data_format", "language_modeling", "--train_samples", "4",
+                           "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no")
+    extra, model_args, training_args = parse_config(args)
+    train_rows, _ = prepare_datasets(extra)
+    trainer = build_trainer(extra, model_args, training_args, train_rows)
+    batch = next(iter(trainer.get_train_dataloader()))  # padding-free: the rows side by side in one
+    tokenizer, bounds = trainer.processing_class, batch["cu_seq_lens_q"].tolist()
+    learnt = []
+    for start, end in zip(bounds, bounds[1:]):
+        ids, labels = batch["input_ids"][0, start:end], batch["labels"][0, start:end]
+        assert tokenizer.decode(ids[:1]) == "<bos>" and labels[0] == -100  # nothing before it to predict it from
+        learnt.append("<bos>" + tokenizer.decode(ids[1:][labels[1:] != -100]))
+    conversations = [tokenizer.apply_chat_template(row["messages"], tokenize=False) for row in train_rows]
+    assert sorted(learnt) == sorted(conversations)  # the rows come shuffled
+    assert all("<start_of_turn>user\nYou are an expert SQL generator" in text for text in learnt)
+    trainer.train()
+    assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2]
+
+
+def test_gemma3_model_class_loads_the_same_model(tiny_model):
+    from models import load_model
+
+    gemma3 = load_model(str(tiny_model), "Gemma3ForCausalLM")
+    auto = load_model(str(tiny_model), "AutoModelForCausalLM")
+    assert type(gemma3) is Gemma3ForCausalLM
+    ids = torch.tensor([[2, 5, 9, 11]])
+    with torch.no_grad():
+        assert torch.equal(gemma3(ids).logits, auto(ids).logits)
+
+
+def test_resuming_skips_an_incomplete_checkpoint(tmp_path):
+    """trainer_state.json is the Trainer's last file: a folder without it was cut off mid-save."""
+    from types import SimpleNamespace
+
+    from training import resume_point
+
+    for name, complete in {"checkpoint-4": True, "checkpoint-8": True, "checkpoint-12": False, "checkpoint-30-merged": False}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ("trainer_state.json" if complete else "config.json")).write_text("{}")
+    resume = lambda value, output_dir=tmp_path: resume_point(SimpleNamespace(resume_from_checkpoint=value, output_dir=str(output_dir)))  # noqa: E731
+    assert resume("true") == str(tmp_path / "checkpoint-8")
+    assert resume(True) == str(tmp_path / "checkpoint-8")
+    assert resume("true", tmp_path / "not-made-yet") is None  # a first run with resume on starts afresh
+    assert resume(str(tmp_path / "checkpoint-4")) == str(tmp_path / "checkpoint-4")  # a folder named is taken as is
+    assert resume(None) is None
 
 
 def test_lora_trains_and_its_checkpoint_reloads_and_generates(tiny_model, tmp_path):
