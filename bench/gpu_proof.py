@@ -2,6 +2,7 @@
 
     uv run python bench/gpu_prepare.py               # here, with PyPI: fills gpu_bundle/ (git-ignored)
     python3 bench/gpu_proof.py                       # on the GPU machine, from the repository root; results in $OUT
+                                                     # (a session lent one: run it with carry ["gpu_bundle"], timeout 600 s)
     uv run python bench/gpu_proof.py --device cpu    # the dry run: the same steps on the CPU, tiny model, ~2 minutes
 
 1. Installs the bundle's wheels offline (pip --no-index --find-links, --target a temporary folder: nothing of the
@@ -110,6 +111,8 @@ def timed(step, *args):
         result = {"ok": True, **step(*args)}
     except subprocess.CalledProcessError as error:
         result = {"ok": False, "error": f"{error.cmd[:4]}... exit {error.returncode}: {(error.stderr or '')[-3000:]}"}
+    except Exception as error:  # a GPU lease is short: report this step's failure and go on to the next
+        result = {"ok": False, "error": f"{type(error).__name__}: {error}"}
     return {**result, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -167,8 +170,10 @@ def run_gpu_tests(out, env, device):
         junit = Path(tmp) / "gpu_tests.xml"
         done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_gpu.py", "-m", "gpu", "-q", "-p",
                                "no:cacheprovider", f"--junitxml={junit}"], cwd=ROOT, env=env, capture_output=True, text=True)
+        (out / "gpu_tests.log").write_text(done.stdout + done.stderr)
+        if not junit.is_file():
+            return {"ok": False, "error": (done.stdout + done.stderr)[-3000:]}
         suite = ElementTree.parse(junit).getroot().find("testsuite")
-    (out / "gpu_tests.log").write_text(done.stdout + done.stderr)
     counts = {key: int(suite.get(key)) for key in ("tests", "failures", "errors", "skipped")}
     failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None or case.find("error") is not None]
     expected_skips = counts["tests"] if device == "cpu" else 0  # no CUDA in the dry run: every GPU test skips
@@ -230,6 +235,9 @@ def markdown(result):
     if "versions" in environment:
         lines.append(f"- Python {environment['python']}, " + ", ".join(f"{k} {v}" for k, v in environment["versions"].items())
                      + f"; GPU {environment['gpu']}; torch's varlen kernel: {environment['varlen_kernel']}")
+    if result["dry_run"]:
+        lines.append("- torch's varlen flash attention runs on CUDA only: here its path is tested with a reference kernel "
+                     "in its place (tests/test_fast.py), the kernel itself only on a GPU (tests/test_gpu.py)")
     table = result["table"]
     return "\n".join(lines + (figures(table) if table else ["", "No figures: the benchmark failed."]))
 
