@@ -45,7 +45,9 @@ def ensure_offline_gemma(target=OFFLINE_GEMMA_DIR):
 
 
 def publish_folder(staging, target):
-    """Move a finished folder into place; when two DDP ranks race, the first one wins and the other is discarded."""
+    """Move a finished folder into place in one step, so that a conversion killed half-way leaves nothing that looks
+    done. The processes of one machine convert one at a time (training.build_trainer); machines that share a
+    filesystem may still race, and then the first one wins and the other copy is discarded."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(staging, target)
