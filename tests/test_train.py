@@ -80,8 +80,9 @@ def test_two_cpu_processes_train_one_model(tiny_model, tmp_path):
 def test_labels_mask_the_prompt_and_keep_end_of_turn(tiny_model):
     from trl import SFTConfig, SFTTrainer
 
+    from config import ExtraConfig
     from models import load_tokenizer
-    from utils import ExtraConfig, load_splits, load_templates, prepare_split
+    from utils import load_splits, load_templates, prepare_split
 
     extra = ExtraConfig(dataset_name=str(SHIPPED_DATA), train_samples=4)
     rows = prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
