@@ -36,8 +36,8 @@ def evaluate(extra, model_args, training_args):
 def interact(extra, model_args, training_args):
     from openai import Timeout
 
-    import sandbox
     from endpoint import openai_client
+    from sandbox import default_sandbox
     from ui.app import launch
     from ui.chat import SqlChat, chat_row
     from ui.examples import chat_examples
@@ -48,7 +48,7 @@ def interact(extra, model_args, training_args):
     # "unreachable" quickly; the long read timeout leaves a busy CPU server time for each token.
     api = openai_client(extra.openai_api_base, max_retries=0, timeout=Timeout(120, connect=5))
     templates = load_templates(extra.prompts_path)
-    chat = SqlChat(api, extra.served_model_name, templates, sandbox, max_tokens=extra.chat_max_tokens)
+    chat = SqlChat(api, extra.served_model_name, templates, default_sandbox(), max_tokens=extra.chat_max_tokens)
     launch(chat, chat_examples(extra), port=extra.port, share=extra.share)
 
 

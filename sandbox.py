@@ -1,405 +1,452 @@
-"""The SQL sandbox: throwaway in-memory SQLite databases that run untrusted SQL safely.
+"""The SQL sandbox: the project's security boundary for untrusted SQL (a model's answer, a user's schema).
 
-Evaluation runs gold and predicted SQL here and compares the results; the chat UI runs the
-model's SQL here on the user's schema. Every database lives in memory only, refuses to open files
-or load extensions, and stops any statement that outruns its time limit. A statement may change
-the data (INSERT, UPDATE, CREATE ...): it only touches the throwaway database.
+    with Sandbox() as sandbox:                       # or default_sandbox(), shared and closed at exit
+        outcome = sandbox.run(Job(schema=("CREATE TABLE t (a INT)", "INSERT INTO t VALUES (1)"),
+                                  queries=("SELECT a FROM t",)))
+        outcome.results[0].rows                      # [(1,)]
 
-Deliberately imports nothing else of ours: the sandbox must stay safe to use from anywhere.
+Every job runs in a worker process, on a throwaway in-memory SQLite database built from its schema statements.
+The worker's SQL cannot outrun its limits:
+- time: SQLite's progress handler stops a statement at the job's deadline (the fast first line); a long call
+  inside C that never returns to it (printf with a huge width ...) is stopped by killing the worker;
+- memory: SQLite's hard heap limit, the worker's address-space limit, row and byte caps on what comes back;
+- files and the process: no file may be written (RLIMIT_FSIZE 0), no ATTACH, VACUUM, extension, virtual
+  table or PRAGMA that changes anything, and only the SQL functions answers need (an allowlist);
+- crashes: a worker that dies (even by a segfault) turns into a SandboxError in words, and the next job
+  gets a fresh worker.
+Understanding SQL (extracting it from an answer, translating dialects, comparing results) is the judge's
+work (scoring.py), not this module's. Imports nothing of ours; the worker imports only the standard library.
 """
 
 from __future__ import annotations
 
-import math
-import re
+import atexit
+import os
+import pickle
+import resource
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import OrderedDict
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
-
-# Upper bounds SQLite enforces on every statement, schema and query alike.
-_LIMITS = {
-    # Largest string, blob or row: zeroblob(), randomblob(), printf() or group_concat() cannot
-    # build a value big enough to exhaust memory.
-    sqlite3.SQLITE_LIMIT_LENGTH: 1_000_000,
+TIMEOUT_S = 2.0  # per job: its schema, its queries and its end-state read together
+MAX_ROWS = 1000  # rows kept per query result
+KILL_MARGIN_S = 0.5  # how long past its deadline a job may take before its worker is killed
+MEMORY_BYTES = 768 * 2**20  # the worker's address space
+HEAP_BYTES = 256 * 2**20  # SQLite's own allocations (temporary b-trees of DISTINCT, ORDER BY ... included)
+MAX_PAGES = 16_384  # 4 KiB pages: a database stops growing at 64 MiB
+MAX_STATE_ROWS = 10_000  # rows per table or view in an end state
+MAX_RESULT_BYTES = 16 * 2**20  # text and blobs in one job's answer
+LIMITS = {
+    sqlite3.SQLITE_LIMIT_LENGTH: 1_000_000,  # largest string, blob or row
     sqlite3.SQLITE_LIMIT_SQL_LENGTH: 1_000_000,
-    # No second database, on disk or in memory: ATTACH fails even if the authorizer missed it.
-    sqlite3.SQLITE_LIMIT_ATTACHED: 0,
-    # Deeply nested expressions and triggers cost C stack, not time the progress handler sees.
-    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 200,
+    sqlite3.SQLITE_LIMIT_ATTACHED: 0,  # no second database: ATTACH fails even if the authorizer missed it
+    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 200,  # deep nesting costs C stack, not time the progress handler sees
     sqlite3.SQLITE_LIMIT_TRIGGER_DEPTH: 10,
-    # Sorts stay on the calling thread, where the time limit applies.
-    sqlite3.SQLITE_LIMIT_WORKER_THREADS: 0,
+    sqlite3.SQLITE_LIMIT_WORKER_THREADS: 0,  # sorts stay on the thread the time limit watches
 }
-_MAX_PAGES = 25_600  # 4 KiB pages: each database (main and temp) stops growing at 100 MiB
-_PROGRESS_EVERY = 1_000  # SQLite VM instructions between two looks at the clock
-
-# PRAGMAs that only describe the schema. Every other PRAGMA is refused, since many of them change
-# settings (journal_mode, writable_schema ...) and a few can reach the file system.
-_READ_ONLY_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-)
-_TRANSLATE_FROM = ("mysql", "postgres")  # the flavours gretel's SQL comes in besides SQLite's
-_SQL_FENCE_TAGS = frozenset({"sql", "sqlite", "mysql", "postgresql", "postgres"})
-_FENCED_BLOCK = re.compile(r"```[ \t]*(\w*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)  # an unclosed fence runs to the end
-_SQL_START = re.compile(r"(SELECT|WITH|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|REPLACE)\b", re.IGNORECASE)
-_QUOTED_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\[[^\]]*\]|--[^\n]*|/\*.*?\*/", re.DOTALL)
-_INNERMOST_PARENTHESES = re.compile(r"\([^()]*\)")
-_WORD = re.compile(r"[A-Za-z_]+")
-_STATEMENT_VERBS = frozenset({"SELECT", "VALUES", "INSERT", "UPDATE", "DELETE", "REPLACE"})
+READ_ONLY_PRAGMAS = frozenset({"table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+                               "foreign_key_list"})
+# What SQL answers use (core, date, math, aggregate and window functions), and SQLite's internal functions
+# that ALTER TABLE runs (users cannot call those). Everything else (fts3_tokenizer, load_extension,
+# randomblob, zeroblob, sqlite_* ...) is refused.
+ALLOWED_FUNCTIONS = frozenset("""
+    abs char coalesce concat concat_ws format glob hex ifnull iif instr length like likely lower ltrim max min
+    nullif octet_length printf quote random replace round rtrim sign soundex substr substring trim typeof unhex
+    unicode unlikely upper changes last_insert_rowid total_changes
+    date time datetime julianday unixepoch strftime timediff current_date current_time current_timestamp
+    acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log log10 log2 mod pi pow
+    power radians sin sinh sqrt tan tanh trunc
+    avg count group_concat string_agg sum total row_number rank dense_rank percent_rank cume_dist ntile lag lead
+    first_value last_value nth_value json json_array json_array_length json_extract json_object json_type
+    json_valid json_group_array json_group_object
+    sqlite_rename_column sqlite_rename_table sqlite_rename_test sqlite_rename_quotefix sqlite_drop_column
+""".split())
+# Virtual tables that exist without CREATE VIRTUAL TABLE (dbstat reads raw pages, sqlite_dbpage writes them);
+# the worker adds every module its SQLite has (PRAGMA module_list), whose names these tables take.
+EPONYMOUS_TABLES = {"dbstat", "sqlite_dbpage", "sqlite_stmt", "json_each", "json_tree"}
+READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                          sqlite3.SQLITE_RECURSIVE, sqlite3.SQLITE_PRAGMA})
 
 
 class SandboxError(Exception):
-    """Any failure in the sandbox, with a one-line reason in words."""
+    """A failure in words. `statement`: the schema statement (0-based) SQLite rejected; `stopped`: the
+    sandbox itself stopped the SQL (a limit, a refusal, a crash), so another wording of it would not help."""
+
+    def __init__(self, reason: str, statement: int | None = None, stopped: bool = False):
+        super().__init__(reason)
+        self.statement, self.stopped = statement, stopped
+
+
+@dataclass(frozen=True)
+class Job:
+    """Build a database from `schema`, run `queries` on it in turn, read its end state if asked. Each
+    statement is a text or a tuple of alternative texts: the first that SQLite runs counts."""
+
+    schema: tuple = ()
+    queries: tuple = ()
+    state: bool = False
+    timeout_s: float = TIMEOUT_S
+    max_rows: int = MAX_ROWS
+
+    def __post_init__(self):
+        for name in ("schema", "queries"):
+            statements = tuple((s,) if isinstance(s, str) else tuple(s) for s in getattr(self, name))
+            object.__setattr__(self, name, statements)
 
 
 @dataclass
 class QueryResult:
     columns: list[str]
     rows: list[tuple]
-    truncated: bool  # True when the query had more than max_rows rows and only the first ones are here
+    truncated: bool  # the query had more than max_rows rows; only the first ones are here
+
+
+@dataclass
+class Outcome:
+    results: list[QueryResult]  # one per query
+    chosen: list[int]  # which alternative of each query ran
+    schema_chosen: list[int]  # which alternative of each schema statement ran
+    wrote: bool  # a query changed the data or the schema (SQLite's authorizer saw it)
+    state: dict | None  # {"objects": [(type, name, table, sql)], "tables"/"views": {name: (columns, rows)}}
+
+
+# ---------------------------------------------------------------- the parent's side: a pool of workers
+
+
+class Sandbox:
+    """Up to `workers` worker processes, started when first needed and reused; safe to share between threads."""
+
+    def __init__(self, workers: int = 2):
+        self._slots = threading.BoundedSemaphore(workers)
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def run(self, job: Job) -> Outcome:
+        outcome = self.run_all([job])[0]
+        if isinstance(outcome, SandboxError):
+            raise outcome
+        return outcome
+
+    def run_all(self, jobs: list[Job]) -> list[Outcome | SandboxError]:
+        """Every job's Outcome or SandboxError, in order, from one worker (one round trip when all goes well)."""
+        answers: list[Outcome | SandboxError] = []
+        with self._worker() as worker:
+            while len(answers) < len(jobs):
+                pending = jobs[len(answers):]
+                worker.send(pending)
+                for job in pending:
+                    try:
+                        answers.append(_answer(worker.receive(job.timeout_s + KILL_MARGIN_S)))
+                    except SandboxError as error:  # the worker was killed or died: the rest go to a fresh one
+                        answers.append(error)
+                        worker.restart()
+                        break
+        return answers
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [worker.process.pid for worker in self._idle]
+
+    @contextmanager
+    def _worker(self):
+        with self._slots:
+            with self._lock:
+                worker = self._idle.pop() if self._idle else _Worker()
+            try:
+                yield worker
+            except BaseException:  # a half-read conversation cannot be resumed
+                worker.kill()
+                raise
+            with self._lock:
+                self._idle.append(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._idle:
+                worker.kill()
+            self._idle.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_default: Sandbox | None = None
+
+
+def default_sandbox() -> Sandbox:
+    """The process's shared Sandbox, one worker per CPU core."""
+    global _default
+    if _default is None:
+        _default = Sandbox(workers=os.cpu_count() or 2)
+        atexit.register(_default.close)
+    return _default
+
+
+def _answer(reply: dict) -> Outcome | SandboxError:
+    if "error" in reply:
+        return SandboxError(reply["error"], reply.get("statement"), reply.get("stopped", False))
+    results = [QueryResult(list(columns), rows, truncated) for columns, rows, truncated in reply["results"]]
+    return Outcome(results, reply["chosen"], reply["schema_chosen"], reply["wrote"], reply["state"])
+
+
+class _Worker:
+    """One worker process, talked to over a socket pair."""
+
+    def __init__(self):
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-I", "-S", os.path.abspath(__file__), str(theirs.fileno())]
+        self.process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.channel = Connection(ours.detach())
+
+    def send(self, jobs: list[Job]) -> None:
+        self.channel.send_bytes(pickle.dumps([vars(job) for job in jobs]))
+
+    def receive(self, wait_s: float) -> dict:
+        if not self.channel.poll(wait_s):
+            raise SandboxError(f"the SQL ran past the {wait_s - KILL_MARGIN_S:g} s time limit and was stopped",
+                               stopped=True)
+        try:
+            return _SafeUnpickler.loads(self.channel.recv_bytes(maxlength=2 * MAX_RESULT_BYTES))
+        except (EOFError, OSError):
+            raise SandboxError(f"the sandbox's worker process died ({self._death()}); the SQL did not finish",
+                               stopped=True) from None
+
+    def _death(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "no answer"
+        return signal.Signals(-code).name if code < 0 else f"exit status {code}"
+
+    def restart(self) -> None:
+        self.kill()
+        self.__init__()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.channel.close()
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """A worker's answers are plain values: refusing every class keeps a subverted worker from running code here."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"the sandbox's worker sent an object of class {module}.{name}")
+
+    @classmethod
+    def loads(cls, data: bytes):
+        import io
+
+        return cls(io.BytesIO(data)).load()
+
+
+# ---------------------------------------------------------------- the worker's side
 
 
 class _Guard:
-    """What the SQLite callbacks of one connection share: the current deadline, and the reason the
-    authorizer last refused something (SQLite itself only says it was not authorized)."""
+    """What SQLite's callbacks share: the deadline, why the authorizer last refused something (SQLite only
+    says "not authorized"), and whether it allowed a write."""
 
-    def __init__(self) -> None:
-        self.deadline = math.inf
+    def __init__(self, timeout_s: float):
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
         self.refusal: str | None = None
+        self.wrote = False
 
-    def past_deadline(self) -> bool:
-        # Used as the progress handler: a true return makes SQLite interrupt the statement.
+    def past_deadline(self) -> bool:  # the progress handler: True makes SQLite interrupt the statement
         return time.monotonic() > self.deadline
 
-    def authorize(self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
-        refusal = _refusal(action, arg1, arg2)
-        if refusal is None:
-            return sqlite3.SQLITE_OK
-        self.refusal = refusal
-        return sqlite3.SQLITE_DENY
+    def authorize(self, action, arg1, arg2, _database, _trigger) -> int:
+        self.refusal = _refusal(action, arg1 or "", arg2 or "")
+        if self.refusal is not None:
+            return sqlite3.SQLITE_DENY
+        self.wrote |= action not in READ_ACTIONS
+        return sqlite3.SQLITE_OK
 
 
-def _refusal(action: int, arg1: str | None, arg2: str | None) -> str | None:
-    """Why the sandbox refuses this authorizer action, or None when it is allowed."""
-    if action == sqlite3.SQLITE_ATTACH:
-        # VACUUM INTO 'file' and plain VACUUM reach the authorizer as an ATTACH of the target (an
-        # empty name for VACUUM), so this one rule keeps all three away from files.
-        return "ATTACH is not allowed in the sandbox (nor VACUUM, which attaches a database too)"
-    if action == sqlite3.SQLITE_DETACH:
-        return "DETACH is not allowed in the sandbox"
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() not in _READ_ONLY_PRAGMAS:
+def _refusal(action: int, arg1: str, arg2: str) -> str | None:
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        # VACUUM (INTO 'file') reaches the authorizer as an ATTACH too.
+        return "ATTACH, DETACH and VACUUM are not allowed in the sandbox"
+    if action == sqlite3.SQLITE_PRAGMA and arg1.lower() not in READ_ONLY_PRAGMAS:
         return f"PRAGMA {arg1} is not allowed in the sandbox"
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() == "load_extension":
-        return "load_extension() is not allowed in the sandbox"
+    if action == sqlite3.SQLITE_FUNCTION and arg2.lower() not in ALLOWED_FUNCTIONS:
+        return f"the function {arg2}() is not allowed in the sandbox"
+    if action in (sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE):
+        return "virtual tables are not allowed in the sandbox"
+    if action == sqlite3.SQLITE_READ and arg1.lower() in EPONYMOUS_TABLES:
+        return f"the virtual table {arg1} is not allowed in the sandbox"
     return None
 
 
-class _SandboxConnection(sqlite3.Connection):
-    """A connection that carries its guard, so run_query can set the deadline and explain refusals.
-    The guard does not point back at the connection: no reference cycle keeps a database alive."""
-
-    guard: _Guard
-
-
-def _protected_connection() -> _SandboxConnection:
-    # Autocommit: every statement stands alone, so a failed or interrupted one leaves no open
-    # transaction behind. check_same_thread=False lets the UI's worker threads take turns on one
-    # database; callers must not use one connection from two threads at the same time.
-    conn = sqlite3.connect(":memory:", factory=_SandboxConnection, isolation_level=None, check_same_thread=False)
-    if hasattr(conn, "enable_load_extension"):  # absent where Python was built without extension loading
-        conn.enable_load_extension(False)
-    for limit, value in _LIMITS.items():
+def _protected_connection(guard: _Guard, image: bytes | None) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None)  # autocommit: a failed statement leaves nothing open
+    for limit, value in LIMITS.items():
         conn.setlimit(limit, value)
-    # These PRAGMAs run before the authorizer, which would refuse them.
-    conn.execute("PRAGMA temp_store = MEMORY")  # temporary tables, indices and sorts never go to a file
-    conn.execute(f"PRAGMA main.max_page_count = {_MAX_PAGES}")
-    conn.execute(f"PRAGMA temp.max_page_count = {_MAX_PAGES}")
-    conn.guard = _Guard()
-    conn.set_authorizer(conn.guard.authorize)
-    conn.set_progress_handler(conn.guard.past_deadline, _PROGRESS_EVERY)
+    if image is not None:
+        conn.deserialize(image)
+    # Before the authorizer, which refuses PRAGMAs that set things.
+    conn.execute("PRAGMA temp_store = MEMORY")  # temporary tables and sorts never go to a file
+    conn.execute(f"PRAGMA main.max_page_count = {MAX_PAGES}")
+    conn.execute(f"PRAGMA temp.max_page_count = {MAX_PAGES}")
+    if hasattr(conn, "setconfig"):  # Python 3.12+: no writes to the schema tables or the file format by SQL
+        conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)
+    conn.set_authorizer(guard.authorize)
+    conn.set_progress_handler(guard.past_deadline, 1000)
     return conn
 
 
-@contextmanager
-def _time_limit(guard: _Guard, timeout_s: float) -> Iterator[None]:
-    guard.deadline = time.monotonic() + timeout_s
-    guard.refusal = None
-    try:
-        yield
-    finally:
-        guard.deadline = math.inf
+def _execute(conn: sqlite3.Connection, guard: _Guard, alternatives: tuple, what: str) -> tuple[int, sqlite3.Cursor]:
+    """Run the first alternative SQLite accepts: (its index, its cursor). A stop by the sandbox is final."""
+    first_error = None
+    for index, sql in enumerate(alternatives):
+        if not sql.strip():
+            first_error = first_error or f"the {what} is empty"
+            continue
+        try:
+            return index, conn.execute(sql)
+        except sqlite3.Error as error:
+            reason = _sandbox_reason(error, guard, what)
+            if reason is not None:
+                raise SandboxError(reason, stopped=True) from None
+            first_error = first_error or " ".join(str(error).split())
+    raise SandboxError(first_error or f"the {what} is empty")
 
 
-def _sandbox_reason(error: sqlite3.Error, guard: _Guard, timeout_s: float, what: str) -> str | None:
-    """The reason in words when the sandbox itself stopped the statement, else None (then SQLite's
-    own message, like "no such column: x", says it best)."""
-    message = _one_line(error)
-    # SQLite words a refusal by where it happened ("not authorized", "authorization denied", "not
-    # authorized to use function: ..."); checking it keeps a stale refusal from explaining another error.
-    if "authoriz" in message and guard.refusal:
+def _sandbox_reason(error: Exception, guard: _Guard, what: str) -> str | None:
+    """The reason in words when the sandbox stopped the statement, else None (SQLite's own words say it best)."""
+    message = " ".join(str(error).split())
+    if ("authoriz" in message or "prohibited" in message) and guard.refusal:
         return guard.refusal
     if message == "interrupted" and guard.past_deadline():
-        return f"{what} stopped after {float(timeout_s)} s time limit"
+        return f"{what} stopped after {guard.timeout_s:g} s time limit"
     if message.startswith("You can only execute one statement"):
         return f"{what} holds several statements; the sandbox runs one at a time"
     if message == "string or blob too big":
-        return f"a value grew past the sandbox's {_LIMITS[sqlite3.SQLITE_LIMIT_LENGTH]:,}-byte limit"
+        return f"a value grew past the sandbox's {LIMITS[sqlite3.SQLITE_LIMIT_LENGTH]:,}-byte limit"
     if message == "database or disk is full":
-        return f"the database grew past the sandbox's {_MAX_PAGES * 4 // 1024} MiB limit"
+        return f"the database grew past the sandbox's {MAX_PAGES * 4 // 1024} MiB limit"
+    if message == "out of memory" or isinstance(error, MemoryError):
+        return f"the SQL ran out of the sandbox's memory ({HEAP_BYTES // 2**20} MiB for SQLite)"
     return None
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
-
-
-def _split_statements(sql: str) -> list[str]:
-    """The statements in a text of several separated by `;`, without the `;`. SQLite's own
-    tokenizer decides where one ends, so a `;` inside a string or trigger body does not split."""
-    statements, current = [], ""
-    for piece in sql.split(";"):
-        current += piece + ";"
-        if sqlite3.complete_statement(current):
-            statements.append(current[:-1].strip())
-            current = ""
-    statements.append(current[:-1].strip())  # the text after the last complete statement
-    return [statement for statement in statements if statement]
-
-
-def new_database(schema_sql: str, timeout_s: float = 2.0) -> sqlite3.Connection:
-    """A fresh protected in-memory database with the statements of `schema_sql` (CREATE TABLE,
-    INSERT ...) run in it. A statement SQLite rejects is retried as sqlglot's SQLite translation
-    of it read as MySQL, then as PostgreSQL. Raises SandboxError naming the statement that fails."""
-    conn = _protected_connection()
-    statements = _split_statements(schema_sql)
+def _database(schema: tuple, guard: _Guard, images: OrderedDict) -> tuple[sqlite3.Connection, list[int]]:
+    """A protected database with `schema` run in it: from a copy of the built image when the worker has
+    built this schema before (cloning is cheaper than running the statements again)."""
+    if schema in images:
+        images.move_to_end(schema)
+        image, chosen = images[schema]
+        return _protected_connection(guard, image), chosen
+    conn, chosen = _protected_connection(guard, None), []
     try:
-        with _time_limit(conn.guard, timeout_s):
-            for number, statement in enumerate(statements, start=1):
-                _run_schema_statement(conn, statement, f"schema statement {number} of {len(statements)}", timeout_s)
-    except SandboxError:
+        for number, alternatives in enumerate(schema):
+            try:
+                chosen.append(_execute(conn, guard, alternatives, "schema")[0])
+            except SandboxError as error:
+                prefix = "" if error.stopped else f"schema statement {number + 1} of {len(schema)} fails: "
+                raise SandboxError(prefix + str(error), number, error.stopped) from None
+        if not conn.execute("SELECT count(*) FROM temp.sqlite_schema").fetchone()[0]:  # an image holds main only
+            conn.set_authorizer(None)  # serialize reads the sqlite_dbpage table, which SQL must not
+            images[schema] = (conn.serialize(), chosen)
+            conn.set_authorizer(guard.authorize)
+            if len(images) > 256:
+                images.popitem(last=False)
+    except BaseException:
         conn.close()
         raise
-    return conn
+    guard.wrote = False  # building the schema is not the queries' doing
+    return conn, chosen
 
 
-def _run_schema_statement(conn: _SandboxConnection, statement: str, label: str, timeout_s: float) -> None:
+def _query_result(cursor: sqlite3.Cursor, max_rows: int) -> tuple:
+    with closing(cursor):  # an unfinished SELECT is reset, so it holds nothing against the next statement
+        rows = cursor.fetchmany(max_rows + 1)
+        columns = [column[0] for column in cursor.description or ()]
+    _check_size(rows)
+    return columns, rows[:max_rows], len(rows) > max_rows
+
+
+def _check_size(rows: list[tuple]) -> None:
+    size = sum(len(value) for row in rows for value in row if isinstance(value, (str, bytes)))
+    if size > MAX_RESULT_BYTES:
+        raise SandboxError(f"the result holds more than the sandbox's {MAX_RESULT_BYTES // 2**20} MiB", stopped=True)
+
+
+def database_state(conn: sqlite3.Connection, guard: _Guard) -> dict:
+    """The schema's objects in creation order, and every table's and view's columns and rows, sorted by
+    SQLite (mixed types and all); at most MAX_STATE_ROWS rows each, within the job's time limit."""
+    objects = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_schema "
+                           "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid").fetchall()
+    state: dict = {"objects": objects, "tables": {}, "views": {}}
+    for kind, name, _, _ in objects:
+        if kind in ("table", "view"):
+            quoted = '"' + name.replace('"', '""') + '"'
+            columns = [(column, declared) for _, column, declared, *_ in conn.execute(f"PRAGMA table_info({quoted})")]
+            order = ", ".join(str(position) for position in range(1, len(columns) + 1))
+            rows = conn.execute(f"SELECT * FROM {quoted} ORDER BY {order}").fetchmany(MAX_STATE_ROWS + 1)
+            if len(rows) > MAX_STATE_ROWS:
+                raise SandboxError(f"the {kind} {name} holds more than {MAX_STATE_ROWS:,} rows", stopped=True)
+            _check_size(rows)
+            state[f"{kind}s"][name] = (columns, rows)
+    return state
+
+
+def _run_job(job: dict, images: OrderedDict) -> dict:
+    guard = _Guard(job["timeout_s"])
     try:
-        conn.execute(statement)
-    except sqlite3.Error as error:
-        # Refused or timed-out statements get no second chance; the rest may be MySQL or PostgreSQL.
-        if _sandbox_reason(error, conn.guard, timeout_s, "schema") is None and _run_translation(conn, statement):
+        conn, schema_chosen = _database(job["schema"], guard, images)
+        with closing(conn):
+            chosen, results = [], []
+            for alternatives in job["queries"]:
+                index, cursor = _execute(conn, guard, alternatives, "query")
+                chosen.append(index)
+                results.append(_query_result(cursor, job["max_rows"]))
+            state = database_state(conn, guard) if job["state"] else None
+    except SandboxError as error:
+        return {"error": str(error), "statement": error.statement, "stopped": error.stopped}
+    except (sqlite3.Error, MemoryError) as error:  # the end-state read stopped by a limit
+        return {"error": _sandbox_reason(error, guard, "end-state read") or f"end-state read fails: {error}",
+                "stopped": True}
+    return {"results": results, "chosen": chosen, "schema_chosen": schema_chosen, "wrote": guard.wrote,
+            "state": state}
+
+
+def _serve(fd: int) -> None:
+    """The worker: limit this process, then answer job lists until the parent hangs up."""
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # writing any byte to a file kills the worker
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # and a crash leaves no core file behind
+    with closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute(f"PRAGMA hard_heap_limit = {HEAP_BYTES}")  # process-wide
+        EPONYMOUS_TABLES.update(name.lower() for (name,) in conn.execute("PRAGMA module_list"))
+    channel, images = Connection(fd), OrderedDict()
+    while True:
+        try:
+            jobs = pickle.loads(channel.recv_bytes())  # from the parent, which is trusted
+        except EOFError:
             return
-        reason = _sandbox_reason(error, conn.guard, timeout_s, "schema") or f"{label} fails: {_one_line(error)}"
-        raise SandboxError(reason) from error
+        for job in jobs:
+            reply = _run_job(job, images)
+            try:
+                channel.send_bytes(pickle.dumps(reply))
+            except MemoryError:
+                channel.send_bytes(pickle.dumps({"error": "the result is too large for the sandbox's memory",
+                                                 "stopped": True}))
 
 
-def _run_translation(conn: sqlite3.Connection, statement: str) -> bool:
-    """Run the first of sqlglot's translations of `statement` that SQLite accepts; False if none does."""
-    for translation in _translations(statement):
-        try:
-            for translated in translation:
-                conn.execute(translated)
-        except sqlite3.Error:
-            continue
-        return True
-    return False
-
-
-def run_query(conn: sqlite3.Connection, sql: str, timeout_s: float = 2.0, max_rows: int = 1000) -> QueryResult:
-    """Run one statement on a database from new_database: at most timeout_s seconds, at most
-    max_rows rows kept (truncated=True when there were more). Raises SandboxError on any failure;
-    the connection answers the next query as before."""
-    if not sql.strip():
-        raise SandboxError("the query is empty")
-    with _time_limit(conn.guard, timeout_s):
-        cursor = conn.cursor()
-        try:
-            cursor.execute(sql)
-            rows = cursor.fetchmany(max_rows + 1)  # one row more than kept tells whether there were more
-            columns = [column[0] for column in cursor.description or ()]
-        except sqlite3.Error as error:
-            raise SandboxError(_sandbox_reason(error, conn.guard, timeout_s, "query") or _one_line(error)) from error
-        finally:
-            cursor.close()  # resets an unfinished SELECT, so it holds no lock against the next statement
-    return QueryResult(columns=columns, rows=rows[:max_rows], truncated=len(rows) > max_rows)
-
-
-def database_state(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
-    """Every user table as [column names, *rows sorted], so that two databases can be compared by
-    their end state after data-changing statements, whatever order the rows went in."""
-    try:
-        tables = conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
-        ).fetchall()
-        return {name: _table_contents(conn, name) for (name,) in tables}
-    except sqlite3.Error as error:
-        raise SandboxError(f"cannot read the database state: {error}") from error
-
-
-def _table_contents(conn: sqlite3.Connection, table: str) -> list[tuple]:
-    quoted = '"' + table.replace('"', '""') + '"'
-    columns = tuple(column[0] for column in conn.execute(f"SELECT * FROM {quoted} LIMIT 0").description)
-    # SQLite sorts its own mixed-type values (NULL, numbers, text, blobs) without a Python key.
-    order = ", ".join(str(position) for position in range(1, len(columns) + 1))
-    return [columns, *conn.execute(f"SELECT * FROM {quoted} ORDER BY {order}").fetchall()]
-
-
-def extract_sql(answer: str) -> str | None:
-    """The SQL in a model's answer: the first ```sql block, else the first plain ``` block, else the
-    answer's first statement when it starts with a SQL keyword; None when there is no SQL."""
-    blocks = [(tag.lower(), body) for tag, body in _FENCED_BLOCK.findall(answer)]
-    fenced = next((body for tag, body in blocks if tag in _SQL_FENCE_TAGS), None)
-    if fenced is None:
-        fenced = next((body for tag, body in blocks if not tag), None)
-    if fenced is not None:
-        return _clean_sql(fenced)
-    text = answer.strip()
-    if not _SQL_START.match(text):
-        return None
-    # A bare statement ends at its `;` or at the first blank line, where prose usually begins.
-    first_paragraph = re.split(r"\n\s*\n", text, maxsplit=1)[0]
-    statements = _split_statements(first_paragraph)
-    return _clean_sql(statements[0]) if statements else None
-
-
-def _clean_sql(sql: str) -> str | None:
-    cleaned = sql.strip().rstrip(";").strip()
-    return cleaned or None
-
-
-def _parse(sql: str) -> exp.Expression | None:
-    """sqlglot's tree of a single statement read as SQLite, or None when it cannot be had."""
-    try:
-        statements = [statement for statement in sqlglot.parse(sql, read="sqlite") if statement is not None]
-    except SqlglotError:
-        return None
-    return statements[0] if len(statements) == 1 else None
-
-
-def _outer_level(sql: str) -> str:
-    """The text of the outermost statement alone: quotes, comments and everything inside
-    parentheses (subqueries, CTE bodies, OVER clauses) removed. The fallback when sqlglot fails."""
-    text = _QUOTED_OR_COMMENT.sub(" ", sql)
-    while (inner_removed := _INNERMOST_PARENTHESES.sub(" ", text)) != text:
-        text = inner_removed
-    return text
-
-
-def is_read_query(sql: str) -> bool:
-    """Whether the statement only reads: SELECT, WITH ... SELECT, a set operation or VALUES."""
-    tree = _parse(sql)
-    if tree is not None:
-        return isinstance(tree, (exp.Query, exp.Values))
-    words = _WORD.findall(_outer_level(sql).upper())
-    if words and words[0] == "WITH":  # the verb follows the CTEs: WITH x AS (...) DELETE ...
-        words = [word for word in words if word in _STATEMENT_VERBS]
-    return bool(words) and words[0] in ("SELECT", "VALUES")
-
-
-def has_order_by(sql: str) -> bool:
-    """Whether the outermost query sorts its rows (an ORDER BY in a subquery or window does not count)."""
-    tree = _parse(sql)
-    if tree is not None:
-        return tree.args.get("order") is not None
-    return re.search(r"\bORDER\s+BY\b", _outer_level(sql), re.IGNORECASE) is not None
-
-
-def _translations(sql: str) -> Iterator[list[str]]:
-    """sqlglot's SQLite statements for `sql` read as each flavour in turn, skipping flavours it
-    cannot read. Unsupported bits (ENGINE=InnoDB ...) are dropped rather than refused."""
-    for dialect in _TRANSLATE_FROM:
-        try:
-            statements = sqlglot.transpile(sql, read=dialect, write="sqlite", unsupported_level=ErrorLevel.IGNORE)
-        except SqlglotError:
-            continue
-        if statements:
-            yield statements
-
-
-def to_sqlite(sql: str, conn: sqlite3.Connection | None = None) -> str | None:
-    """SQLite for MySQL- or PostgreSQL-flavoured `sql` (read as MySQL first), or None when sqlglot
-    cannot translate it. Given a sandbox connection, only a translation that compiles against its
-    tables counts (checked with EXPLAIN, which runs nothing): sqlglot's MySQL reading sometimes
-    keeps functions SQLite lacks where the PostgreSQL reading does not. Meant as a fallback for SQL
-    that fails as written: a valid SQLite query read as MySQL can change meaning ("x" is a string)."""
-    for statements in _translations(sql):
-        candidate = ";\n".join(statements)
-        if conn is None or _compiles(conn, candidate):
-            return candidate
-    return None
-
-
-def _compiles(conn: sqlite3.Connection, sql: str) -> bool:
-    try:
-        conn.execute(f"EXPLAIN {sql}").close()
-    except sqlite3.Error:
-        return False
-    return True
-
-
-def results_match(
-    gold: QueryResult, pred: QueryResult, ordered: bool, rel_tol: float = 1e-6, abs_tol: float = 1e-6
-) -> bool:
-    """Whether two results hold the same rows: as lists when `ordered`, else as multisets. Numbers
-    compare with tolerance (2 == 2.0); column names are ignored.
-
-    When that fails and both have as many columns, the rows are compared once more with the values
-    inside each row sorted, so a prediction listing the right columns in another order counts as
-    right. That is looser than finding one column permutation for all rows (rows (1, 2) and (2, 1)
-    become alike), a price worth paying: such coincidences are rare in a wrong answer, while
-    `SELECT name, id` for gold's `SELECT id, name` is common and right."""
-
-    def same(gold_rows: list[tuple], pred_rows: list[tuple]) -> bool:
-        return _rows_match(gold_rows, pred_rows, ordered, rel_tol, abs_tol)
-
-    if same(gold.rows, pred.rows):
-        return True
-    if len(gold.columns) != len(pred.columns):
-        return False
-    return same([_sorted_values(row) for row in gold.rows], [_sorted_values(row) for row in pred.rows])
-
-
-def _rows_match(gold: list[tuple], pred: list[tuple], ordered: bool, rel_tol: float, abs_tol: float) -> bool:
-    if len(gold) != len(pred):
-        return False
-    if not ordered:
-        # Sorting both sides pairs equal rows up; see _value_key for why numbers sort coarsely.
-        gold, pred = sorted(gold, key=_row_key), sorted(pred, key=_row_key)
-    return all(_rows_equal(g, p, rel_tol, abs_tol) for g, p in zip(gold, pred))
-
-
-def _rows_equal(gold: tuple, pred: tuple, rel_tol: float, abs_tol: float) -> bool:
-    return len(gold) == len(pred) and all(_values_equal(g, p, rel_tol, abs_tol) for g, p in zip(gold, pred))
-
-
-def _values_equal(gold: object, pred: object, rel_tol: float, abs_tol: float) -> bool:
-    if isinstance(gold, (int, float)) and isinstance(pred, (int, float)):
-        return math.isclose(gold, pred, rel_tol=rel_tol, abs_tol=abs_tol)
-    return gold == pred
-
-
-def _value_key(value: object) -> tuple:
-    """A sort key for SQLite values of mixed types, in SQLite's order: NULL, numbers, text, blobs.
-    Numbers sort by 6 significant digits, so values equal within the default tolerance sort as
-    ties and the later columns decide; exact values could pair (1.0, 'b') with (1.0000000001, 'a')."""
-    if value is None:
-        return (0, 0.0)
-    if isinstance(value, (int, float)):
-        return (1, float(f"{value:.6g}"))
-    if isinstance(value, str):
-        return (2, value)
-    return (3, value)
-
-
-def _row_key(row: tuple) -> tuple:
-    return tuple(_value_key(value) for value in row)
-
-
-def _sorted_values(row: tuple) -> tuple:
-    return tuple(sorted(row, key=_value_key))
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -1,54 +1,58 @@
-"""Judging a model's answer against a row's gold SQL: pure functions over the SQL sandbox.
+"""The judge: a model's answer against a row's gold SQL, run in the SQL sandbox.
 
     gold = prepare_gold(row["sql_context"], row["sql"])   # once per row, shared by every model judged
     verdict = judge(gold, answer)                          # per model answer
 
-A read query is right when it returns the gold's rows (as a multiset; as a list when the gold has
-ORDER BY); a data- or schema-changing query is right when the database ends in the gold's state.
-Gretel's sample tables hold 1-5 rows, so a wrong query often gives the gold's answer by luck: each
-row is therefore also judged, test-suite style, on extra databases made from its schema with random
-rows that reuse the gold query's literals, and a test-suite-correct answer agrees on all of them
-(except those where the gold's own result is arbitrary: rows that tie on its ORDER BY keys, or a
-result that changes when the rows are stored in another order; there a right answer that breaks
-the tie otherwise would be punished).
+A read query is right when it returns the gold's rows (as a multiset; as a list when the gold has ORDER BY,
+where rows that tie on the gold's sort keys may come in any order) and changes nothing. A data- or
+schema-changing query is right when the database ends in the gold's state: every table with its rows, every
+view with its rows, indexes and triggers by their definitions. Values compare exactly (2 is 2.0), floats to
+10 significant digits; the number of columns must match. Gretel's sample tables hold 1-5 rows, so a wrong
+query often gives the gold's answer by luck: each row is also judged, test-suite style, on extra databases
+made from its schema with random rows that reuse the gold's literals; a test-suite-correct answer agrees
+on all of them, except those where the gold's own result depends on the order rows were stored in.
 
-No model, network or file here: evaluation.py does those. Imports nothing of ours but the sandbox.
+Everything about understanding SQL lives here: finding it in an answer, reading it with sqlglot,
+translating MySQL and PostgreSQL to SQLite, comparing results. The sandbox only runs it.
 """
 
 from __future__ import annotations
 
 import datetime
 import random
+import re
+import sqlite3
 import string
-from collections import defaultdict
-from contextlib import closing
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 
 import sqlglot
 import sqlparse
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 
-from sandbox import (
-    QueryResult,
-    SandboxError,
-    database_state,
-    extract_sql,
-    has_order_by,
-    is_read_query,
-    new_database,
-    results_match,
-    run_query,
-    to_sqlite,
-)
+from sandbox import MAX_ROWS, TIMEOUT_S, Job, Outcome, QueryResult, Sandbox, SandboxError, default_sandbox
 
-TIMEOUT_S = 2.0  # per statement, gold and prediction alike
-MAX_ROWS = 1000  # rows kept per result
 SUITE_SIZE = 10  # extra test-suite databases per row
 SUITE_ROWS = (3, 8)  # random rows added to each table of a test-suite database (min, max)
 POOL_SHARE = 0.4  # chance a value is one of the gold's literals for its column; failing that, a sample value
 DIALECTS = ("sqlite", "mysql", "postgres")  # the flavours gretel's SQL comes in
 STATEMENT_TYPES = (exp.Query, exp.Values, exp.DML, exp.DDL, exp.Alter, exp.Drop, exp.TruncateTable)
+SQL_FENCE_TAGS = frozenset({"sql", "sqlite", "mysql", "postgresql", "postgres"})
+FENCED_BLOCK = re.compile(r"```[ \t]*(\w*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)  # an unclosed fence runs to the end
+SQL_START = re.compile(r"(SELECT|WITH|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|REPLACE)\b", re.IGNORECASE)
+
+
+@dataclass
+class Expected:
+    """What a right answer does on one database: the gold's end state (when the gold writes), or its result."""
+
+    state: dict | None = None  # canonical_state() of the end state
+    width: int = 0  # the result's number of columns
+    rows: list[tuple] = field(default_factory=list)  # canonical rows, in the gold's order
+    ordered: bool = False
+    # Where rows tie on the gold's ORDER BY keys: (start, end, [row lists any of which is right there]).
+    ties: list[tuple[int, int, list[list[tuple]]]] | None = None
 
 
 @dataclass
@@ -57,30 +61,35 @@ class Gold:
 
     context: str  # CREATE TABLE + INSERT statements: the sample database
     sql: str  # the gold as the dataset has it
-    runnable: str | None = None  # the gold as SQLite runs it (sqlglot's translation when needed)
-    reads: bool = True
+    schema: tuple[str, ...] = ()  # the context's statements as SQLite runs them (translated where needed)
+    runnable: str | None = None  # the gold as SQLite runs it
+    writes: bool = False  # it changes the data or the schema: judged by the end state
     ordered: bool = False
-    outcome: QueryResult | dict | None = None  # its result (reads) or end state (writes) on the sample rows
-    suite: list[tuple[str, str]] = field(default_factory=list)  # test-suite databases: (SQL text, same rows reversed)
-    tie_breaks: list[str] = field(default_factory=list)  # the gold with two opposite tie-breaks added (ORDER BY only)
+    expected: Expected | None = None  # on the sample rows
+    suite: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)  # (schema, rows reversed)
+    tie_breaks: list[str] = field(default_factory=list)  # the gold with two opposite tie-breaks (ORDER BY only)
     error: str | None = None  # why the gold cannot run: then the row is reported apart, never judged
-    _suite_outcomes: list | None = field(default=None, repr=False)
+    normalised: str = ""  # normalise(sql), for exact match
+    timeout_s: float = TIMEOUT_S
+    sandbox: Sandbox | None = field(default=None, repr=False)
+    _suite_expected: list | None = field(default=None, repr=False)
 
-    def suite_outcomes(self, timeout_s: float) -> list:
-        """The gold's outcome on each test-suite database, computed once; None where that database
-        cannot judge: the gold fails there, or its result there is arbitrary (see _settled_outcome)."""
-        if self._suite_outcomes is None:
-            self._suite_outcomes = [self._settled_outcome(databases, timeout_s) for databases in self.suite]
-        return self._suite_outcomes
+    def suite_expected(self) -> list[Expected | None]:
+        """What a right answer does on each test-suite database, computed once; None where that database
+        cannot judge: the gold fails there, or its result depends on the order the rows were stored in."""
+        if self._suite_expected is None:
+            jobs = [job for forward, backward in self.suite for job in self.gold_jobs(forward, backward)]
+            outcomes = iter(self.sandbox.run_all(jobs))
+            per_database = len(jobs) // max(len(self.suite), 1)
+            self._suite_expected = [settled([next(outcomes) for _ in range(per_database)], self.ordered)
+                                    for _ in self.suite]
+        return self._suite_expected
 
-    def _settled_outcome(self, databases: tuple[str, str], timeout_s: float):
-        """The gold's outcome, if the same with the rows stored in reverse and with either tie-break."""
-        forward, backward = databases
-        runs = [(forward, self.runnable), (backward, self.runnable), *((forward, sql) for sql in self.tie_breaks)]
-        outcomes = [_outcome_or_none(db, sql, self.reads, timeout_s) for db, sql in runs]
-        if any(other is None or difference(outcomes[0], other, self.ordered) for other in outcomes):
-            return None
-        return outcomes[0]
+    def gold_jobs(self, *schemas: tuple[str, ...]) -> list[Job]:
+        """The gold on each schema, then (ORDER BY only) its two tie-broken forms on the first."""
+        job = Job(queries=(self.runnable,), state=self.writes, timeout_s=self.timeout_s)
+        return ([replace(job, schema=schema) for schema in schemas]
+                + [replace(job, schema=schemas[0], queries=(sql,)) for sql in self.tie_breaks])
 
 
 @dataclass
@@ -97,33 +106,35 @@ class Verdict:
 
 
 def prepare_gold(context: str, gold_sql: str, suite_size: int = SUITE_SIZE, seed: int = 0,
-                 timeout_s: float = TIMEOUT_S) -> Gold:
+                 timeout_s: float = TIMEOUT_S, sandbox: Sandbox | None = None) -> Gold:
     """Run the gold on the sample rows and make its test-suite databases; Gold.error says why not."""
-    gold = Gold(context=context, sql=gold_sql)
+    gold = Gold(context=context, sql=gold_sql, normalised=normalise(gold_sql), timeout_s=timeout_s,
+                sandbox=sandbox or default_sandbox())
     try:
-        conn = new_database(context, timeout_s)
+        gold.schema = load_schema(context, gold.sandbox, timeout_s)
     except SandboxError as error:
         gold.error = f"the schema fails: {error}"
         return gold
     try:
-        gold.runnable = runnable_sql(conn, gold_sql)
-        gold.reads, gold.ordered = is_read_query(gold.runnable), has_order_by(gold.runnable)
-        gold.outcome = outcome(context, gold.runnable, gold.reads, timeout_s)
+        start = gold.sandbox.run(Job(gold.schema, state=True, timeout_s=timeout_s))
+        first, gold.runnable = run_sql(gold.sandbox, Job(gold.schema, timeout_s=timeout_s), gold_sql)
+        gold.writes = first.wrote
+        gold.ordered = not gold.writes and has_order_by(gold.runnable)
         if gold.ordered:
-            gold.tie_breaks = tie_broken(gold.runnable, len(gold.outcome.columns))
-        gold.suite = suite_databases(conn, gold.runnable, suite_size, seed=f"{seed}\n{context}\n{gold_sql}")
+            gold.tie_breaks = tie_broken(gold.runnable, len(first.results[0].columns))
+        gold.expected = settled(gold.sandbox.run_all(gold.gold_jobs(gold.schema)), gold.ordered, sample=True)
+        gold.suite = suite_databases(gold.sandbox, start.state, gold.runnable, suite_size,
+                                     seed=f"{seed}\n{context}\n{gold_sql}")
     except SandboxError as error:
         gold.error = f"the gold SQL fails: {error}"
-    finally:
-        conn.close()
     return gold
 
 
-def judge(gold: Gold, answer: str, timeout_s: float = TIMEOUT_S) -> Verdict:
+def judge(gold: Gold, answer: str) -> Verdict:
     """The verdict on one answer: execution-correct on the sample rows, test-suite-correct on all."""
     sql = extract_sql(answer or "")
     verdict = Verdict(sql=sql, parses=sql is not None and parse(sql) is not None,
-                      exact_match=sql is not None and normalise(sql) == normalise(gold.sql))
+                      exact_match=sql is not None and normalise(sql) == gold.normalised)
     if gold.error:
         verdict.error = f"not judged: {gold.error}"
         return verdict
@@ -132,90 +143,255 @@ def judge(gold: Gold, answer: str, timeout_s: float = TIMEOUT_S) -> Verdict:
         verdict.error = "no SQL in the answer"
         return verdict
     try:
-        with closing(new_database(gold.context, timeout_s)) as conn:
-            runnable = runnable_sql(conn, sql)
-        got = outcome(gold.context, runnable, gold.reads, timeout_s)
+        got, runnable = run_sql(gold.sandbox, Job(gold.schema, state=gold.writes, timeout_s=gold.timeout_s), sql)
     except SandboxError as error:
         verdict.error = f"the prediction fails: {error}"
         return verdict
-    verdict.error = difference(gold.outcome, got, gold.ordered)
+    verdict.error = difference(gold.expected, got)
     verdict.execution_correct = verdict.error is None
     if verdict.execution_correct:
-        verdict.error = suite_disagreement(gold, runnable, timeout_s)
+        verdict.error = suite_disagreement(gold, runnable)
         verdict.test_suite_correct = verdict.error is None
     return verdict
 
 
-def suite_disagreement(gold: Gold, runnable: str, timeout_s: float) -> str | None:
+def suite_disagreement(gold: Gold, runnable: str) -> str | None:
     """Why the prediction parts from the gold on a test-suite database, or None when it never does."""
-    for number, ((db, _), expected) in enumerate(zip(gold.suite, gold.suite_outcomes(timeout_s)), start=1):
-        if expected is None:  # the gold fails there or its result there is arbitrary: no verdict from it
-            continue
+    judging = [(number, (forward, _), expected) for number, ((forward, _), expected)
+               in enumerate(zip(gold.suite, gold.suite_expected()), start=1) if expected is not None]
+    jobs = [Job(forward, (runnable,), gold.writes, gold.timeout_s) for _, (forward, _), _ in judging]
+    for (number, _, expected), got in zip(judging, gold.sandbox.run_all(jobs)):
         where = f"test-suite database {number} of {len(gold.suite)}"
-        try:
-            got = outcome(db, runnable, gold.reads, timeout_s)
-        except SandboxError as error:
-            return f"right on the sample rows, but fails on {where}: {error}"
-        if (reason := difference(expected, got, gold.ordered)) is not None:
+        if isinstance(got, SandboxError):
+            return f"right on the sample rows, but fails on {where}: {got}"
+        if (reason := difference(expected, got)) is not None:
             return f"right on the sample rows, but on {where} it {reason}"
     return None
 
 
-def runnable_sql(conn, sql: str) -> str:
-    """`sql` itself when SQLite compiles it on this schema, else sqlglot's SQLite translation of it
-    (gretel's SQL is partly MySQL or PostgreSQL). Raises SandboxError with SQLite's own reason.
-    Only compiled (EXPLAIN), never run: a query that times out is not tried a second time."""
-    try:
-        run_query(conn, f"EXPLAIN {sql}", max_rows=0)
-        return sql
-    except SandboxError:
-        translated = to_sqlite(sql, conn)
-        if translated is None:
-            raise
-        return translated
-
-
-def outcome(db_sql: str, sql: str, reads: bool, timeout_s: float = TIMEOUT_S) -> QueryResult | dict:
-    """Run `sql` in a fresh database made from `db_sql`: its result for a read query, else the end state."""
-    with closing(new_database(db_sql, timeout_s)) as conn:
-        result = run_query(conn, sql, timeout_s, MAX_ROWS)
-        return result if reads else canonical_state(database_state(conn))
-
-
-def _outcome_or_none(db_sql: str, sql: str, reads: bool, timeout_s: float):
-    try:
-        return outcome(db_sql, sql, reads, timeout_s)
-    except SandboxError:
+def settled(outcomes: list, ordered: bool, sample: bool = False) -> Expected | None:
+    """What a right answer does, from the gold's outcomes on one database: [as stored, (with the rows
+    stored in reverse,) tie-broken ascending, tie-broken descending (ORDER BY only)]. On a test-suite
+    database, None when the gold fails or the reversed rows give another answer: its result is arbitrary
+    there. On the sample rows the gold must run (a SandboxError is raised)."""
+    if failure := next((o for o in outcomes if isinstance(o, SandboxError)), None):
+        if sample:
+            raise failure
         return None
-
-
-def difference(expected: QueryResult | dict, got: QueryResult | dict, ordered: bool) -> str | None:
-    """How `got` differs from the gold's outcome, in words ("returns 3 rows, the gold 2"); None if alike."""
-    if isinstance(expected, dict):
-        return None if expected == got else "leaves the database in another state than the gold"
-    if results_match(expected, got, ordered):
+    first, others = outcomes[0], outcomes[1:]
+    if first.wrote:
+        expected = Expected(state=canonical_state(first.state))
+    else:
+        result = first.results[0]
+        rows = canonical_rows(result)
+        expected = Expected(width=len(result.columns), rows=rows, ordered=ordered)
+        if ordered:
+            ascending, descending = (canonical_rows(o.results[0]) for o in others[-2:])
+            expected.ties = None if ascending == descending else tie_groups(rows, ascending, descending)
+    if not sample and difference(expected, others[0]) is not None:
         return None
-    if len(got.rows) != len(expected.rows):
-        return f"returns {len(got.rows)} rows, the gold {len(expected.rows)}"
-    if ordered and results_match(expected, got, ordered=False):
+    return expected
+
+
+def tie_groups(rows: list[tuple], ascending: list[tuple], descending: list[tuple]) -> list:
+    """The stretches where the gold's two tie-broken orders hold the same rows in another order: rows that tie
+    on its sort keys. A stretch still open at the end (LIMIT cut through a tie) may hold any of the three."""
+    groups, start, up, down = [], 0, Counter(), Counter()
+    for end, (a, d) in enumerate(zip(ascending, descending), start=1):
+        up[a] += 1
+        down[d] += 1
+        if up == down:
+            groups.append((start, end, [ascending]))
+            start, up, down = end, Counter(), Counter()
+    if start < len(rows):
+        groups.append((start, len(rows), [ascending, descending, rows]))
+    return groups
+
+
+def difference(expected: Expected, got: Outcome) -> str | None:
+    """How the answer's outcome differs from what a right answer does, in words; None if it does not."""
+    if expected.state is not None:
+        return state_difference(expected.state, canonical_state(got.state))
+    if got.wrote:
+        return "changes the database, while the gold only reads it"
+    result = got.results[0]
+    if len(result.columns) != expected.width:
+        return f"returns {len(result.columns)} columns, the gold {expected.width}"
+    rows = canonical_rows(result)
+    if len(rows) != len(expected.rows):
+        return f"returns {len(rows)} rows, the gold {len(expected.rows)}"
+    # Right columns in another order count too: rows are compared once more with the values of each row
+    # sorted. Looser than one column permutation for all rows, a price worth paying: `SELECT name, id`
+    # for the gold's `SELECT id, name` is common and right, while such coincidences in wrong answers are rare.
+    if any(same_rows(expected, rows, view) for view in (tuple, sorted_values)):
+        return None
+    if expected.ordered and Counter(rows) == Counter(expected.rows):
         return "returns the gold's rows in another order (the gold sorts with ORDER BY)"
-    if len(got.columns) != len(expected.columns):
-        return f"returns {len(got.columns)} columns, the gold {len(expected.columns)}"
     return "returns other values than the gold"
 
 
+def same_rows(expected: Expected, rows: list[tuple], view) -> bool:
+    def seen(some_rows):
+        return [view(row) for row in some_rows]
+
+    if not expected.ordered:
+        return Counter(seen(rows)) == Counter(seen(expected.rows))
+    if expected.ties is None:
+        return seen(rows) == seen(expected.rows)
+    return all(any(Counter(seen(rows[start:end])) == Counter(seen(allowed[start:end])) for allowed in alternatives)
+               for start, end, alternatives in expected.ties)
+
+
+def state_difference(expected: dict, got: dict) -> str | None:
+    for part in ("tables", "views", "indexes", "triggers"):
+        for name in sorted(expected[part].keys() | got[part].keys()):
+            if expected[part].get(name) != got[part].get(name):
+                return f"leaves the database in another state than the gold ({part[:-1]} {name})"
+    return None
+
+
+# ---------------------------------------------------------------- canonical values
+
+
+def canonical(value):
+    """A value that equals another's canonical value when they should count as equal: integers exactly
+    (2 == 2.0 already in Python), other floats to 10 significant digits (0.1 + 0.2 is 0.3)."""
+    if isinstance(value, float) and not value.is_integer():
+        return float(f"{value:.10g}")
+    return value
+
+
+def canonical_rows(result: QueryResult) -> list[tuple]:
+    return [tuple(canonical(value) for value in row) for row in result.rows]
+
+
+def sorted_values(row: tuple) -> tuple:
+    """The row's values in SQLite's order of types (NULL, numbers, text, blobs), then by value."""
+    rank = {type(None): 0, int: 1, float: 1, str: 2, bytes: 3}
+    return tuple(sorted(row, key=lambda value: (rank[type(value)], value if value is not None else 0)))
+
+
 def canonical_state(state: dict) -> dict:
-    """A database state that compares equal when the data is equal: numbers as 10-digit floats (2 is
-    2.0, and 1.1 * 100 is 110.0, as the result comparison's tolerance allows) and rows in one order."""
-    return {table: (columns, sorted((tuple(_canonical(value) for value in row) for row in rows), key=repr))
-            for table, (columns, *rows) in state.items()}
+    """A database state that compares equal when the databases are alike: table and column names in any case,
+    declared types by SQLite's type affinity, rows as multisets of canonical values; views by their rows;
+    indexes and triggers by their definitions (an index's name is not part of it)."""
+    def contents(columns, rows, typed):
+        names = tuple((name.lower(), affinity(declared) if typed else None) for name, declared in columns)
+        return names, Counter(tuple(canonical(value) for value in row) for row in rows)
+
+    definitions = {"indexes": {}, "triggers": {}}
+    for kind, name, table, sql in state["objects"]:
+        if kind == "index" and sql:
+            definitions["indexes"][f"{table.lower()}: {index_definition(sql)}"] = True
+        elif kind == "trigger":
+            definitions["triggers"][name.lower()] = normalise(sql)
+    return {"tables": {name.lower(): contents(*content, True) for name, content in state["tables"].items()},
+            "views": {name.lower(): contents(*content, False) for name, content in state["views"].items()},
+            **definitions}
 
 
-def _canonical(value):
-    return float(f"{value:.10g}") if isinstance(value, (int, float)) else value
+def affinity(declared: str) -> str:
+    """SQLite's type affinity of a declared column type (its rules, in its order)."""
+    declared = (declared or "").upper()
+    if "INT" in declared:
+        return "INTEGER"
+    if any(marker in declared for marker in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if not declared or "BLOB" in declared:
+        return "BLOB"
+    if any(marker in declared for marker in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def index_definition(sql: str) -> str:
+    """CREATE INDEX without the index's name, as sqlglot writes it with names in lower case."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except SqlglotError:
+        return normalise(sql)
+    tree.this.set("this", None)
+    tree.set("exists", False)
+    return tree.sql(dialect="sqlite", normalize=True)
+
+
+# ---------------------------------------------------------------- running SQL text in the sandbox
+
+
+def load_schema(context: str, sandbox: Sandbox, timeout_s: float = TIMEOUT_S) -> tuple[str, ...]:
+    """The context's statements as SQLite runs them: each as written, or else sqlglot's SQLite translation
+    of it read as MySQL, then as PostgreSQL. Raises SandboxError naming the statement that fails."""
+    schema = split_statements(context)
+    while True:
+        try:
+            outcome = sandbox.run(Job(schema, timeout_s=timeout_s))
+        except SandboxError as error:
+            failed = error.statement
+            if error.stopped or failed is None or len(schema[failed]) > 1 or not translations(schema[failed][0]):
+                raise
+            schema = (*schema[:failed], (schema[failed][0], *translations(schema[failed][0])), *schema[failed + 1:])
+            continue
+        return tuple(statement[index] for statement, index in zip(schema, outcome.schema_chosen))
+
+
+def run_sql(sandbox: Sandbox, job: Job, sql: str) -> tuple[Outcome, str]:
+    """`job` with `sql` as its query: as written, or else its first SQLite translation that runs
+    (gretel's SQL is partly MySQL or PostgreSQL). (the outcome, the SQL that ran); raises SandboxError
+    in SQLite's words about the SQL as written."""
+    try:
+        return sandbox.run(replace(job, queries=((sql,),))), sql
+    except SandboxError as error:
+        alternatives = translations(sql)
+        if error.stopped or not alternatives:  # a query stopped by a limit is not run a second time
+            raise
+        try:
+            outcome = sandbox.run(replace(job, queries=(tuple(alternatives),)))
+        except SandboxError:
+            raise error from None
+        return outcome, alternatives[outcome.chosen[0]]
+
+
+def execute(context: str, sql: str, sandbox: Sandbox, timeout_s: float = TIMEOUT_S, max_rows: int = MAX_ROWS) -> QueryResult:
+    """The result of `sql` on a fresh database made from `context` (the chat's way to run an answer)."""
+    schema = load_schema(context, sandbox, timeout_s)
+    return run_sql(sandbox, Job(schema, timeout_s=timeout_s, max_rows=max_rows), sql)[0].results[0]
 
 
 # ---------------------------------------------------------------- reading SQL text
+
+
+def extract_sql(answer: str) -> str | None:
+    """The SQL in a model's answer: the first ```sql block, else the first plain ``` block, else the
+    answer's first statement when it starts with a SQL keyword; None when there is no SQL."""
+    blocks = [(tag.lower(), body) for tag, body in FENCED_BLOCK.findall(answer)]
+    fenced = next((body for tag, body in blocks if tag in SQL_FENCE_TAGS), None)
+    if fenced is None:
+        fenced = next((body for tag, body in blocks if not tag), None)
+    if fenced is not None:
+        return _clean_sql(fenced)
+    text = answer.strip()
+    if not SQL_START.match(text):
+        return None
+    # A bare statement ends at its `;` or at the first blank line, where prose usually begins.
+    statements = split_statements(re.split(r"\n\s*\n", text, maxsplit=1)[0])
+    return _clean_sql(statements[0][0]) if statements else None
+
+
+def _clean_sql(sql: str) -> str | None:
+    return sql.strip().rstrip(";").strip() or None
+
+
+def split_statements(sql: str) -> tuple[tuple[str], ...]:
+    """The statements of a text of several separated by `;`, each as a one-alternative tuple. SQLite's own
+    tokenizer decides where one ends, so a `;` inside a string or a trigger body does not split."""
+    statements, current = [], ""
+    for piece in sql.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            statements.append(current[:-1].strip())
+            current = ""
+    statements.append(current[:-1].strip())  # the text after the last complete statement
+    return tuple((statement,) for statement in statements if statement)
 
 
 def parse(sql: str) -> exp.Expression | None:
@@ -228,6 +404,26 @@ def parse(sql: str) -> exp.Expression | None:
         if len(statements) == 1 and isinstance(statements[0], STATEMENT_TYPES):
             return statements[0]
     return None
+
+
+def has_order_by(sql: str) -> bool:
+    """Whether the outermost query sorts its rows (an ORDER BY in a subquery or window does not count)."""
+    tree = parse(sql)
+    return tree is not None and tree.args.get("order") is not None
+
+
+def translations(sql: str) -> list[str]:
+    """sqlglot's one-statement SQLite translations of `sql` read as MySQL, then as PostgreSQL, without
+    repeats. Unsupported bits (ENGINE=InnoDB ...) are dropped rather than refused."""
+    found = []
+    for dialect in DIALECTS[1:]:
+        try:
+            statements = sqlglot.transpile(sql, read=dialect, write="sqlite", unsupported_level=ErrorLevel.IGNORE)
+        except SqlglotError:
+            continue
+        if len(statements) == 1 and statements[0] not in found and statements[0] != sql:
+            found.append(statements[0])
+    return found
 
 
 def normalise(sql: str) -> str:
@@ -256,61 +452,38 @@ def tie_broken(sql: str, width: int) -> list[str]:
     return variants
 
 
-def suite_databases(conn, gold_sql: str, count: int, seed: str) -> list[tuple[str, str]]:
-    """`count` test-suite databases for the sample database `conn`, each as a pair of SQL texts: its
-    schema and sample rows plus random rows for every table, and the same with every table's rows
-    inserted in reverse. Values fit the column types and are drawn partly from the sample rows and
-    the gold's literals (and their neighbours: 1000 brings 999 and 1001), so that the gold's
-    conditions split the new rows. Seeded by `seed`: the same row gets the same databases."""
-    tables = table_columns(conn)
-    rows = stored_rows(conn, tables)
+def suite_databases(sandbox: Sandbox, state: dict, gold_sql: str, count: int, seed: str) -> list[tuple[tuple, tuple]]:
+    """`count` test-suite databases for the sample database whose end state is `state`, each as a pair of
+    schemas: its tables and sample rows plus random rows for every table, and the same with every table's
+    rows inserted in reverse. Values fit the column types and are drawn partly from the sample rows and
+    the gold's literals (and their neighbours: 1000 brings 999 and 1001), so that the gold's conditions
+    split the new rows. Seeded by `seed`: the same row gets the same databases."""
+    tables = {name: [(column, column_kind(declared)) for column, declared in columns]
+              for name, (columns, _) in state["tables"].items()}
+    rows = {name: list(table_rows) for name, (_, table_rows) in state["tables"].items()}
     samples, literals = value_pools(tables, rows, gold_sql)
-    first, last = schema_sql(conn)
+    first = tuple(sql for kind, _, _, sql in state["objects"] if kind in ("table", "index") and sql)
+    last = tuple(sql for kind, _, _, sql in state["objects"] if kind in ("view", "trigger"))
     rng = random.Random(seed)
-    databases = []
-    for _ in range(count):
-        filled = {table: rows[table] + [random_row(columns, samples, literals, rng) for _ in range(rng.randint(*SUITE_ROWS))]
-                  for table, columns in tables.items()}
-        try:  # keep the rows SQLite kept (a duplicate key is ignored), so both orders hold the same data
-            with closing(new_database(";\n".join([*first, *inserts_sql(tables, filled)]))) as db:
-                filled = stored_rows(db, tables)
-        except SandboxError:  # random rows the schema refuses (a STRICT table ...): one database fewer
-            continue
-        databases.append(tuple(";\n".join([*first, *inserts_sql(tables, filled, reverse), *last])
-                               for reverse in (False, True)))
-    return databases
-
-
-def stored_rows(conn, tables: dict) -> dict[str, list[tuple]]:
-    return {table: run_query(conn, f"SELECT * FROM {_quoted(table)}", max_rows=MAX_ROWS).rows for table in tables}
-
-
-def schema_sql(conn) -> tuple[list[str], list[str]]:
-    """The sample database's CREATE statements as SQLite keeps them (translated already): tables and
-    indexes, to run before the rows go in, and views and triggers, to run after (no trigger fires)."""
-    objects = run_query(conn, "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite%' "
-                              "ORDER BY rowid").rows
-    return ([sql for kind, sql in objects if kind in ("table", "index")],
-            [sql for kind, sql in objects if kind in ("view", "trigger")])
+    filled = [{table: rows[table] + [random_row(columns, samples, literals, rng) for _ in range(rng.randint(*SUITE_ROWS))]
+               for table, columns in tables.items()} for _ in range(count)]
+    # Keep the rows SQLite kept (a duplicate key is ignored), so both orders hold the same data.
+    stored = sandbox.run_all([Job((*first, *inserts_sql(tables, rows_of)), state=True) for rows_of in filled])
+    return [tuple((*first, *inserts_sql(tables, {name: kept for name, (_, kept) in outcome.state["tables"].items()},
+                                        reverse), *last) for reverse in (False, True))
+            for outcome in stored if not isinstance(outcome, SandboxError)]  # rows the schema refuses: one fewer
 
 
 def inserts_sql(tables: dict, rows: dict, reverse: bool = False) -> list[str]:
     statements = []
     for table, columns in tables.items():
-        if rows[table]:
+        if rows.get(table):
             names = ", ".join(_quoted(column) for column, _ in columns)
             values = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")"
                                for row in (reversed(rows[table]) if reverse else rows[table]))
             # OR IGNORE: a row that breaks a PRIMARY KEY, UNIQUE or CHECK constraint is skipped, not fatal.
             statements.append(f"INSERT OR IGNORE INTO {_quoted(table)} ({names}) VALUES {values}")
     return statements
-
-
-def table_columns(conn) -> dict[str, list[tuple[str, str]]]:
-    """{table: [(column, kind)]} with kind int, real, text, date or bool, from the declared types."""
-    names = run_query(conn, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'").rows
-    return {name: [(column, column_kind(declared)) for _, column, declared, *_ in
-                   run_query(conn, f"PRAGMA table_info({_quoted(name)})").rows] for (name,) in names}
 
 
 def column_kind(declared: str) -> str:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import sandbox
 from conftest import ENDLESS_ROW, ROOT, SUBPROCESS_ENV, free_port, skip_or_fail
+
+from sandbox import default_sandbox
+from scoring import execute
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 INTERACT_CONFIG = ROOT / "configs" / "gretelai" / "synthetic_text_to_sql" / "interact.yaml"
@@ -123,7 +125,7 @@ def expect_cells(page, rows):
 
 
 def gold_rows(row):
-    return sandbox.run_query(sandbox.new_database(row["sql_context"]), row["sql"]).rows
+    return execute(row["sql_context"], row["sql"], default_sandbox()).rows
 
 
 @pytest.fixture

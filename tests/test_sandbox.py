@@ -1,321 +1,221 @@
-"""The SQL sandbox on real SQLite: hostile SQL is stopped in time and touches no file, results
-compare as evaluation needs, and gretel's own schemas and gold queries run."""
+"""The SQL sandbox on real SQLite in real worker processes: hostile SQL is stopped within its limits (time,
+memory, files, the process itself), a dying worker is replaced, and what comes back is what SQLite did."""
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from sandbox import HEAP_BYTES, MEMORY_BYTES, Job, QueryResult, Sandbox, SandboxError
+
 ROOT = Path(__file__).resolve().parents[1]
-
-from sandbox import (
-    QueryResult,
-    SandboxError,
-    database_state,
-    extract_sql,
-    has_order_by,
-    is_read_query,
-    new_database,
-    results_match,
-    run_query,
-    to_sqlite,
-)
-
 LIMIT_S = 0.5
-SLACK_S = 1.5  # how far past the limit a stopped statement may return (progress-handler granularity, slow CI)
+SLACK_S = 1.5  # how far past the limit a stopped job may return (kill margin, a fresh worker, a busy CI machine)
 THOUSAND_ROWS = (
-    "CREATE TABLE n (x INTEGER); "
-    "INSERT INTO n WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT 1000) SELECT x FROM r"
+    "CREATE TABLE n (x INTEGER)",
+    "INSERT INTO n WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT 1000) SELECT x FROM r",
 )
+ENDLESS = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r"
+BIG_STRINGS = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT printf('%.*c', 100000, 'a') || x AS s FROM r"
 
 
 @pytest.fixture
-def in_empty_dir(tmp_path, monkeypatch):
-    """Run in an empty directory that must stay empty: the sandbox never creates a file."""
+def sandbox(tmp_path, monkeypatch):
+    """A sandbox whose workers start in an empty directory that must stay empty, as must the repository."""
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    repository_files = set(ROOT.iterdir())
+    with Sandbox(workers=2) as pool:
+        yield pool
     assert list(tmp_path.iterdir()) == []
+    assert set(ROOT.iterdir()) == repository_files
 
 
-@pytest.fixture
-def db(in_empty_dir):
-    conn = new_database(THOUSAND_ROWS)
-    yield conn
-    conn.close()
+def query(sandbox, sql, timeout_s=2.0, **job):
+    return sandbox.run(Job(THOUSAND_ROWS, (sql,), timeout_s=timeout_s, **job)).results[0]
 
 
-def result(rows, columns=None):
-    width = len(rows[0]) if rows else 0
-    return QueryResult(columns=columns or [f"c{i}" for i in range(width)], rows=rows, truncated=False)
+def peak_memory_bytes(pid):
+    """The process's peak resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
 
 
-# --- hostile SQL ------------------------------------------------------------------------------
+def assert_still_answers(sandbox):
+    assert query(sandbox, "SELECT count(*) FROM n").rows == [(1000,)]
 
-HOSTILE_QUERIES = {
-    "attach": ("ATTACH DATABASE 'x.db' AS x", "ATTACH is not allowed"),
-    "load_extension": ("SELECT load_extension('x')", "load_extension() is not allowed"),
-    "pragma_writable_schema": ("PRAGMA writable_schema=1", "PRAGMA writable_schema is not allowed"),
-    "pragma_journal_mode": ("PRAGMA journal_mode=WAL", "PRAGMA journal_mode is not allowed"),
-    "pragma_as_table": ("SELECT * FROM pragma_journal_mode", "PRAGMA journal_mode is not allowed"),
-    "vacuum_into": ("VACUUM INTO 'out.db'", "ATTACH is not allowed"),
-    "endless_recursive_cte": (
-        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r",
-        "query stopped after 0.5 s time limit",
-    ),
+
+# --- hostile SQL: every way out we know of ends in an error in words, within the limit ------------
+
+HOSTILE = {
+    # time: the progress handler stops SQLite's own loops; the kill stops a long call inside C
+    "endless_recursive_cte": (ENDLESS, "query stopped after 0.5 s time limit"),
     "billion_row_cross_join": ("SELECT count(*) FROM n a, n b, n c", "query stopped after 0.5 s time limit"),
+    "printf_with_a_huge_width": ("SELECT length(printf('%.*c', 2000000000, 'x')) FROM n", "time limit"),
+    "huge_value": ("SELECT length(replace(printf('%.*c', 900000, 'x'), 'x', 'yy'))", "byte limit"),
+    "huge_table": ("CREATE TABLE big AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT 200) "
+                   "SELECT printf('%.*c', 900000, 'x') AS b FROM r", "64 MiB limit"),
+    # files and the process
+    "attach": ("ATTACH DATABASE 'x.db' AS x", "ATTACH, DETACH and VACUUM are not allowed"),
+    "vacuum_into": ("VACUUM INTO 'out.db'", "ATTACH, DETACH and VACUUM are not allowed"),
+    "load_extension": ("SELECT load_extension('x')", "the function load_extension() is not allowed"),
+    "fts3_tokenizer_pointer": ("SELECT fts3_tokenizer('simple')", "the function fts3_tokenizer() is not allowed"),
+    "fts3_tokenizer_register": ("SELECT fts3_tokenizer('evil', x'0102030405060708')", "fts3_tokenizer() is not allowed"),
+    "fts3_table": ("CREATE VIRTUAL TABLE f USING fts3(body)", "virtual tables are not allowed"),
+    "dbstat_table": ("CREATE VIRTUAL TABLE s USING dbstat", "virtual tables are not allowed"),
+    "dbstat_read": ("SELECT * FROM dbstat", "the virtual table dbstat is not allowed"),
+    "dbstat_count": ("SELECT count(*) FROM dbstat", "the virtual table dbstat is not allowed"),
+    "randomblob": ("SELECT randomblob(1000000000)", "the function randomblob() is not allowed"),
+    "pragma_writable_schema": ("PRAGMA writable_schema=1", "PRAGMA writable_schema is not allowed"),
+    "pragma_as_table": ("SELECT * FROM pragma_journal_mode", "PRAGMA journal_mode is not allowed"),
     "two_statements": ("SELECT 1; SELECT 2", "several statements"),
-    "huge_value": ("SELECT zeroblob(50000000)", "byte limit"),
-    "huge_table": (
-        "CREATE TABLE big AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT 200) "
-        "SELECT zeroblob(900000) AS b FROM r",
-        "MiB limit",
-    ),
 }
 
 
-@pytest.mark.parametrize("sql, message", HOSTILE_QUERIES.values(), ids=HOSTILE_QUERIES.keys())
-def test_hostile_query_is_stopped_in_time_and_the_connection_still_answers(db, sql, message):
+@pytest.mark.parametrize("sql, message", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_sql_is_stopped_within_its_limits_and_the_next_query_works(sandbox, sql, message):
     start = time.monotonic()
     with pytest.raises(SandboxError, match=message.replace("(", r"\(").replace(")", r"\)")) as caught:
-        run_query(db, sql, timeout_s=LIMIT_S)
+        query(sandbox, sql, timeout_s=LIMIT_S)
     assert time.monotonic() - start < LIMIT_S + SLACK_S
-    assert "\n" not in str(caught.value)
-    assert run_query(db, "SELECT count(*) FROM n").rows == [(1000,)]
+    assert "\n" not in str(caught.value) and caught.value.stopped
+    assert all(peak_memory_bytes(pid) < MEMORY_BYTES for pid in sandbox.worker_pids())
+    assert_still_answers(sandbox)
 
 
-def test_huge_result_never_returns_more_than_max_rows(db):
-    sql = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT 1000000) SELECT x FROM r"
+# Temporary b-trees grow outside the database's page limit: SQLite's heap limit stops them.
+MEMORY_HOGS = {
+    "distinct": f"SELECT count(DISTINCT s) FROM ({BIG_STRINGS})",
+    "group_by": f"SELECT s, count(*) FROM ({BIG_STRINGS}) GROUP BY s",
+    "order_by": f"SELECT s FROM ({BIG_STRINGS} LIMIT 100000) ORDER BY s",
+    "union": f"SELECT s FROM ({BIG_STRINGS}) UNION SELECT 'x'",
+    "materialised_subquery": f"SELECT count(*) FROM n WHERE CAST(x AS TEXT) IN (SELECT s FROM ({BIG_STRINGS}))",
+}
+
+
+@pytest.mark.parametrize("sql", MEMORY_HOGS.values(), ids=MEMORY_HOGS.keys())
+def test_memory_is_capped_even_with_all_the_time_in_the_world(sandbox, sql):
+    """With a long time limit the heap limit, not the clock, ends it: the worker stays under its cap."""
+    with pytest.raises(SandboxError, match="ran out of the sandbox's memory"):
+        query(sandbox, sql, timeout_s=60)
+    (pid,) = sandbox.worker_pids()
+    assert HEAP_BYTES / 2 < peak_memory_bytes(pid) < MEMORY_BYTES
+    assert_still_answers(sandbox)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSEGV])
+def test_a_worker_killed_mid_query_becomes_an_error_and_a_fresh_worker_takes_over(sandbox, how):
+    assert_still_answers(sandbox)
+    (pid,) = sandbox.worker_pids()
+    threading.Timer(0.5, os.kill, (pid, how)).start()
     start = time.monotonic()
-    try:
-        got = run_query(db, sql, timeout_s=LIMIT_S, max_rows=100)
-    except SandboxError as error:  # timing out instead is fine too
-        assert "time limit" in str(error)
-    else:
-        assert got.truncated and got.rows == [(x,) for x in range(1, 101)]
+    with pytest.raises(SandboxError, match=f"worker process died \\({how.name}\\)"):
+        query(sandbox, ENDLESS, timeout_s=30)
+    assert time.monotonic() - start < 5
+    assert_still_answers(sandbox)
+    assert sandbox.worker_pids() != [pid]
+
+
+def test_a_kill_mid_batch_costs_only_the_job_that_was_running(sandbox):
+    jobs = [Job(THOUSAND_ROWS, ("SELECT 1",)), Job(THOUSAND_ROWS, ("SELECT length(printf('%.*c', 2000000000, 'x'))",),
+                                                  timeout_s=LIMIT_S), Job(THOUSAND_ROWS, ("SELECT 3",))]
+    first, stopped, last = sandbox.run_all(jobs)
+    assert first.results[0].rows == [(1,)] and last.results[0].rows == [(3,)]
+    assert isinstance(stopped, SandboxError) and "time limit" in str(stopped)
+
+
+def test_the_end_state_read_has_a_time_and_a_row_limit(sandbox):
+    endless_view = "CREATE VIEW v AS " + ENDLESS
+    start = time.monotonic()
+    with pytest.raises(SandboxError, match="end-state read stopped after 0.5 s time limit"):
+        sandbox.run(Job((*THOUSAND_ROWS, endless_view), state=True, timeout_s=LIMIT_S))
     assert time.monotonic() - start < LIMIT_S + SLACK_S
-    assert run_query(db, "SELECT max(x) FROM n").rows == [(1000,)]
-
-
-def test_result_that_fits_is_not_truncated(db):
-    got = run_query(db, "SELECT x FROM n WHERE x <= 3 ORDER BY x", max_rows=3)
-    assert got == QueryResult(columns=["x"], rows=[(1,), (2,), (3,)], truncated=False)
+    with pytest.raises(SandboxError, match="the table n holds more than 10,000 rows"):
+        sandbox.run(Job(THOUSAND_ROWS, ("INSERT INTO n SELECT a.x FROM n a, n b",), state=True, timeout_s=10))
 
 
 HOSTILE_SCHEMAS = {
-    "does_not_parse": ("CREAT TABLE t (a INT)", 'schema statement 1 of 1 fails: near "CREAT": syntax error'),
-    "unknown_table": ("CREATE TABLE t (a INT); INSERT INTO u VALUES (1)", "schema statement 2 of 2 fails: no such table: u"),
-    "attach": ("CREATE TABLE t (a INT); ATTACH 'x.db' AS x", "ATTACH is not allowed"),
-    "vacuum_into": ("CREATE TABLE t (a INT); VACUUM INTO 'out.db'", "ATTACH is not allowed"),
-    "endless": (
-        "CREATE TABLE t (a INT); INSERT INTO t WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) "
-        "SELECT x FROM r",
-        "schema stopped after 0.5 s time limit",
-    ),
+    "does_not_parse": (("CREAT TABLE t (a INT)",), 'schema statement 1 of 1 fails: near "CREAT": syntax error'),
+    "unknown_table": (("CREATE TABLE t (a INT)", "INSERT INTO u VALUES (1)"), "schema statement 2 of 2 fails: no such table: u"),
+    "attach": (("CREATE TABLE t (a INT)", "ATTACH 'x.db' AS x"), "ATTACH, DETACH and VACUUM are not allowed"),
+    "endless": (("CREATE TABLE t (a INT)", "INSERT INTO t " + ENDLESS), "schema stopped after 0.5 s time limit"),
 }
 
 
 @pytest.mark.parametrize("schema, message", HOSTILE_SCHEMAS.values(), ids=HOSTILE_SCHEMAS.keys())
-def test_bad_schema_fails_in_time_with_a_clear_message(in_empty_dir, schema, message):
+def test_a_bad_schema_fails_in_time_naming_its_statement(sandbox, schema, message):
     start = time.monotonic()
     with pytest.raises(SandboxError) as caught:
-        new_database(schema, timeout_s=LIMIT_S)
+        sandbox.run(Job(schema, timeout_s=LIMIT_S))
     assert time.monotonic() - start < LIMIT_S + SLACK_S
     assert message in str(caught.value)
+    assert caught.value.statement == len(schema) - 1
 
 
-def test_read_only_pragma_and_ordinary_errors(db):
-    assert run_query(db, "PRAGMA table_info(n)").rows == [(0, "x", "INTEGER", 0, None, 0)]
-    with pytest.raises(SandboxError, match="^no such column: nope$"):
-        run_query(db, "SELECT nope FROM n")
+# --- what comes back ------------------------------------------------------------------------------
+
+
+def test_a_huge_result_comes_back_cut_to_max_rows(sandbox):
+    got = query(sandbox, "SELECT a.x * 1000 + b.x FROM n a, n b ORDER BY 1", max_rows=100)
+    assert got.truncated and got.rows == [(x,) for x in range(1001, 1101)]
+    assert query(sandbox, "SELECT x FROM n WHERE x <= 3 ORDER BY x", max_rows=3) == QueryResult(
+        columns=["x"], rows=[(1,), (2,), (3,)], truncated=False)
+
+
+def test_alternatives_run_in_turn_until_one_works(sandbox):
+    outcome = sandbox.run(Job((("CREAT TABLE t (a)", "CREATE TABLE t (a)"),), (("SELECT b FROM t", "SELECT a FROM t"),)))
+    assert (outcome.schema_chosen, outcome.chosen) == ([1], [1])
+    with pytest.raises(SandboxError, match="^no such column: b$"):  # SQLite's words about the first
+        sandbox.run(Job(("CREATE TABLE t (a)",), (("SELECT b FROM t", "SELECT c FROM t"),)))
+
+
+def test_reads_and_writes_are_told_apart_and_the_end_state_follows_every_change(sandbox):
+    schema = ("CREATE TABLE t (id INT, name TEXT)", "INSERT INTO t VALUES (2, 'b'), (1, 'a')")
+    read = sandbox.run(Job(schema, ("SELECT * FROM t",), state=True))
+    assert not read.wrote and read.state["tables"] == {"t": ([("id", "INT"), ("name", "TEXT")], [(1, "a"), (2, "b")])}
+    for change in ("UPDATE t SET name = 'B' WHERE id = 2", "DELETE FROM t", "CREATE TABLE u (k TEXT PRIMARY KEY)",
+                   "CREATE VIEW v AS SELECT name FROM t", "CREATE INDEX i ON t (name)", "DROP TABLE t",
+                   "ALTER TABLE t RENAME COLUMN name TO title", "WITH x AS (SELECT 1) DELETE FROM t"):
+        assert sandbox.run(Job(schema, (change,))).wrote, change
+    views = sandbox.run(Job(schema, ("CREATE VIEW v AS SELECT name FROM t WHERE id > 1",), state=True)).state
+    assert views["views"] == {"v": ([("name", "TEXT")], [("b",)])}
+    assert [kind for kind, *_ in views["objects"]] == ["table", "view"]
+
+
+def test_read_only_pragmas_and_ordinary_errors(sandbox):
+    assert query(sandbox, "PRAGMA table_info(n)").rows == [(0, "x", "INTEGER", 0, None, 0)]
+    with pytest.raises(SandboxError, match="^no such column: nope$") as caught:
+        query(sandbox, "SELECT nope FROM n")
+    assert not caught.value.stopped  # another wording of the SQL might run
     with pytest.raises(SandboxError, match="empty"):
-        run_query(db, "   ")
+        query(sandbox, "   ")
 
 
-def test_sandbox_imports_no_training_or_ui_code():
-    forbidden = ("trl", "transformers", "gradio", "torch")
-    check = f"import sandbox, sys; print([m for m in {forbidden!r} if m in sys.modules])"
-    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True)
+def test_threads_share_a_sandbox(sandbox):
+    results = {}
+
+    def ask(number):
+        results[number] = query(sandbox, f"SELECT count(*) + {number} FROM n").rows
+
+    threads = [threading.Thread(target=ask, args=(number,)) for number in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {number: [(1000 + number,)] for number in range(6)}
+    assert len(sandbox.worker_pids()) <= 2
+
+
+def test_the_sandbox_imports_nothing_of_ours_nor_training_or_ui_code():
+    ours = {path.stem for path in ROOT.glob("*.py")} | {"ui", "tests"}
+    check = "import sandbox, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in %r))"
+    forbidden = ours - {"sandbox"} | {"trl", "transformers", "gradio", "torch", "sqlglot"}
+    done = subprocess.run([sys.executable, "-c", check % sorted(forbidden)], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
     assert done.stdout.strip() == "[]"
-
-
-# --- data-changing statements and database state -----------------------------------------------
-
-
-def test_database_state_follows_insert_update_delete_create(in_empty_dir):
-    conn = new_database("CREATE TABLE t (id INT, name TEXT); INSERT INTO t VALUES (2, 'b'), (1, 'a')")
-    assert database_state(conn) == {"t": [("id", "name"), (1, "a"), (2, "b")]}
-    for sql in (
-        "INSERT INTO t VALUES (3, 'c')",
-        "UPDATE t SET name = 'B' WHERE id = 2",
-        "DELETE FROM t WHERE id = 1",
-        "CREATE TABLE u (k TEXT PRIMARY KEY)",
-        "INSERT INTO u VALUES ('z')",
-    ):
-        assert run_query(conn, sql) == QueryResult(columns=[], rows=[], truncated=False)
-    assert database_state(conn) == {"t": [("id", "name"), (2, "B"), (3, "c")], "u": [("k",), ("z",)]}
-
-
-def test_same_end_state_whatever_order_rows_went_in(in_empty_dir):
-    first, second = new_database("CREATE TABLE t (a)"), new_database("CREATE TABLE t (a)")
-    run_query(first, "INSERT INTO t VALUES (1), ('x'), (NULL), (2.5)")
-    run_query(second, "INSERT INTO t VALUES ('x'), (2.5), (NULL), (1)")
-    assert database_state(first) == database_state(second) == {"t": [("a",), (None,), (1,), (2.5,), ("x",)]}
-
-
-# --- other SQL flavours -------------------------------------------------------------------------
-
-
-def test_mysql_flavoured_schema_loads(in_empty_dir):
-    conn = new_database(
-        "CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT, name VARCHAR(20), PRIMARY KEY (id)) ENGINE=InnoDB; "
-        "INSERT INTO t (name) VALUES ('O\\'Reilly'), ('b');"
-    )
-    assert run_query(conn, "SELECT id, name FROM t ORDER BY id").rows == [(1, "O'Reilly"), (2, "b")]
-
-
-def test_postgres_flavoured_schema_loads(in_empty_dir):
-    conn = new_database("CREATE TABLE s (id SERIAL PRIMARY KEY, d DATE); INSERT INTO s (d) VALUES ('2020-01-31'::date)")
-    assert run_query(conn, "SELECT d FROM s").rows == [("2020-01-31",)]
-
-
-@pytest.mark.parametrize(
-    "flavoured, expected",
-    [
-        ("SELECT CONCAT(name, '-', id) FROM t ORDER BY id", [("a-1",), ("b-2",)]),
-        ("SELECT IF(id > 1, 'big', 'small') FROM t ORDER BY id", [("small",), ("big",)]),
-        ("SELECT DATE_FORMAT(d, '%Y-%m') FROM t ORDER BY id", [("2020-03",), ("2021-12",)]),
-        ("SELECT price::int FROM t ORDER BY id", [(5,), (7,)]),
-        # sqlglot's MySQL reading keeps NOW(), which SQLite lacks; its PostgreSQL reading does not.
-        ("SELECT DATEDIFF(NOW(), d) > 1000 FROM t ORDER BY id", [(1,), (1,)]),
-    ],
-)
-def test_to_sqlite_translates_what_sqlite_rejects(in_empty_dir, flavoured, expected):
-    conn = new_database(
-        "CREATE TABLE t (id INT, name TEXT, d DATE, price REAL); "
-        "INSERT INTO t VALUES (1, 'a', '2020-03-04', 5.5), (2, 'b', '2021-12-01', 7.25)"
-    )
-    with pytest.raises(SandboxError):
-        run_query(conn, flavoured)
-    translated = to_sqlite(flavoured, conn)
-    assert translated is not None
-    assert run_query(conn, translated).rows == expected
-
-
-def test_to_sqlite_gives_none_for_what_it_cannot_read():
-    assert to_sqlite("SELECT FROM WHERE (") is None
-
-
-# --- reading a model's answer -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "answer, expected",
-    [
-        ("Here you go:\n```sql\nSELECT a FROM t;\n```\nThis lists a.", "SELECT a FROM t"),
-        ("```\nSELECT a\nFROM t\n```", "SELECT a\nFROM t"),
-        ("```python\nprint(1)\n```\n```\nSELECT 1\n```\n```sql\nSELECT 2\n```", "SELECT 2"),
-        ("```sql\nSELECT a FROM t WHERE b = ';'", "SELECT a FROM t WHERE b = ';'"),  # cut off before the fence closed
-        ("  select a from t;  ", "select a from t"),
-        ("WITH x AS (SELECT 1) SELECT * FROM x; -- the answer\nIt returns 1.", "WITH x AS (SELECT 1) SELECT * FROM x"),
-        ("UPDATE t SET a = 1\n\nThis sets every a to 1.", "UPDATE t SET a = 1"),
-        ("I cannot answer that from this schema.", None),
-        ("Selecting is not possible here.", None),
-        ("```sql\n\n```", None),
-        ("", None),
-    ],
-)
-def test_extract_sql(answer, expected):
-    assert extract_sql(answer) == expected
-
-
-@pytest.mark.parametrize(
-    "sql, read",
-    [
-        ("SELECT 1", True),
-        ("  with x as (select 1) select * from x", True),
-        ("SELECT a FROM t UNION SELECT b FROM u", True),
-        ("VALUES (1), (2)", True),
-        ("WITH x AS (SELECT 1) DELETE FROM t WHERE a IN (SELECT * FROM x)", False),
-        ("INSERT INTO t SELECT * FROM u", False),
-        ("CREATE TABLE t (a)", False),
-        ("PRAGMA table_info(t)", False),
-        # SQLite's numbered parameter ?1 is beyond sqlglot: these take the keyword fallback.
-        ("WITH x AS (SELECT ?1 AS a) SELECT * FROM x", True),
-        ("WITH x AS (SELECT ?1 AS a) DELETE FROM t WHERE a IN (SELECT a FROM x)", False),
-    ],
-)
-def test_is_read_query(sql, read):
-    assert is_read_query(sql) is read
-
-
-@pytest.mark.parametrize(
-    "sql, ordered",
-    [
-        ("SELECT a FROM t ORDER BY a DESC LIMIT 3", True),
-        ("SELECT a FROM t UNION SELECT b FROM u ORDER BY 1", True),
-        ("WITH x AS (SELECT a FROM t ORDER BY a) SELECT * FROM x", False),
-        ("SELECT * FROM (SELECT a FROM t ORDER BY a)", False),
-        ("SELECT a, RANK() OVER (ORDER BY a) FROM t", False),
-        ("SELECT a FROM t WHERE b = 'ORDER BY'", False),
-        # SQLite's numbered parameter ?1 is beyond sqlglot: these take the keyword fallback.
-        ("SELECT a FROM t WHERE b = ?1 ORDER  BY a", True),
-        ("SELECT a, RANK() OVER (ORDER BY a) FROM (SELECT a FROM t ORDER BY a) WHERE b = ?1", False),
-        ("SELECT a FROM t WHERE b = ')ORDER BY' AND c = ?1 -- ORDER BY a", False),
-    ],
-)
-def test_has_order_by(sql, ordered):
-    assert has_order_by(sql) is ordered
-
-
-# --- comparing results --------------------------------------------------------------------------
-
-
-def test_numbers_compare_with_tolerance():
-    assert results_match(result([(2, 0.1 + 0.2)]), result([(2.0, 0.3)]), ordered=False)
-    assert results_match(result([(100.0,)]), result([(100.00001,)]), ordered=False)
-    assert not results_match(result([(100.0,)]), result([(100.1,)]), ordered=False)
-    assert not results_match(result([("2",)]), result([(2,)]), ordered=False)  # text is not a number
-    assert results_match(result([(None, "a")]), result([(None, "a")]), ordered=False)
-
-
-def test_rows_compare_as_multisets_unless_ordered():
-    gold = result([(1, "a"), (2, "b"), (2, "b")])
-    shuffled = result([(2, "b"), (1, "a"), (2, "b")])
-    assert results_match(gold, shuffled, ordered=False)
-    assert not results_match(gold, shuffled, ordered=True)
-    assert results_match(gold, result([(1, "a"), (2, "b"), (2, "b")]), ordered=True)
-    assert not results_match(gold, result([(1, "a"), (2, "b")]), ordered=False)  # a duplicate row counts
-    assert not results_match(gold, result([(1, "a"), (1, "a"), (2, "b")]), ordered=False)
-
-
-def test_columns_in_another_order_match_but_other_columns_do_not():
-    gold = result([(1, "Alice", 3.5), (2, "Bob", 4.0)], columns=["id", "name", "score"])
-    assert results_match(gold, result([("Bob", 4.0, 2), ("Alice", 3.5, 1)]), ordered=False)
-    assert results_match(gold, result([("Alice", 1, 3.5), ("Bob", 2, 4.0)]), ordered=True)
-    assert not results_match(gold, result([("Alice", 1), ("Bob", 2)]), ordered=False)
-    assert not results_match(gold, result([("Alice", 1, 3.5), ("Bob", 2, 4.5)]), ordered=False)
-
-
-def test_near_equal_numbers_do_not_upset_multiset_pairing():
-    gold = result([(1.0, "b"), (1.0000000001, "a")])
-    pred = result([(1.0000000001, "b"), (1.0, "a")])
-    assert results_match(gold, pred, ordered=False)
-
-
-def test_empty_results_match():
-    assert results_match(result([], ["a"]), result([], ["a", "b"]), ordered=False)
-
-
-# --- real data ----------------------------------------------------------------------------------
-
-
-def test_gretel_sample_schemas_build_and_gold_queries_run(in_empty_dir, real_gretel_rows):
-    for row in real_gretel_rows:
-        conn = new_database(row["sql_context"])
-        got = run_query(conn, row["sql"])
-        assert not got.truncated, row["id"]
-        assert is_read_query(row["sql"]), row["id"]
-        assert extract_sql("```sql\n" + row["sql"] + "\n```") == row["sql"].strip().rstrip(";").strip(), row["id"]
-        conn.close()

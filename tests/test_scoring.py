@@ -6,7 +6,8 @@ import time
 import pytest
 from conftest import shipped_rows
 
-from scoring import judge, normalise, parse, prepare_gold
+from sandbox import Job, SandboxError, default_sandbox
+from scoring import canonical, extract_sql, has_order_by, judge, load_schema, normalise, parse, prepare_gold, run_sql
 
 SHOP = (
     "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(30), city VARCHAR(30)); "
@@ -112,12 +113,21 @@ def test_right_answers_written_differently_score_right(gold_sql, answer):
 
 
 def test_a_different_tie_break_is_not_punished():
-    """Where rows tie on the gold's ORDER BY keys its pick among them is arbitrary: such test-suite
-    databases are skipped, and the others still judge."""
+    """Where rows tie on the gold's ORDER BY keys, their order (and, cut by LIMIT, the pick among them) is
+    the gold's arbitrary choice: any order of the tied rows is right, on every test-suite database."""
     gold = prepare_gold(SHOP, "SELECT order_id FROM orders ORDER BY amount DESC LIMIT 2")
     assert_right(judge(gold, "SELECT order_id FROM orders ORDER BY amount DESC, order_id DESC LIMIT 2"))
-    judging = [outcome for outcome in gold.suite_outcomes(timeout_s=2.0) if outcome is not None]
-    assert 0 < len(judging) < len(gold.suite)
+    assert judge(gold, "SELECT order_id FROM orders ORDER BY amount LIMIT 2").execution_correct is False
+    assert all(expected is not None for expected in gold.suite_expected())
+
+
+def test_ties_on_the_sample_rows_are_judged_as_on_the_test_suite():
+    """Ann and Cy tie on city: either may come first, but Bob (Shelbyville) must come before both."""
+    gold = prepare_gold(SHOP, "SELECT name FROM customers ORDER BY city")
+    assert_right(judge(gold, "SELECT name FROM customers ORDER BY city, name DESC"))
+    assert_right(judge(gold, "SELECT name FROM customers ORDER BY city, name"))
+    verdict = judge(gold, "SELECT name FROM customers ORDER BY city DESC")
+    assert verdict.execution_correct is False and "another order" in verdict.error
 
 
 def test_test_suite_databases_repeat():
@@ -127,6 +137,7 @@ def test_test_suite_databases_repeat():
 
 # --- data- and schema-changing queries ----------------------------------------------------------
 
+TRIGGER = "CREATE TRIGGER stamp AFTER INSERT ON orders BEGIN  UPDATE orders SET placed = '2024-01-01'; END"
 CHANGES = {
     "update_another_way": ("UPDATE orders SET amount = amount * 1.1 WHERE customer_id = 1",
                            "UPDATE orders SET amount = amount + amount * 0.1 WHERE customer_id IN (1)", True),
@@ -144,6 +155,20 @@ CHANGES = {
     "drop_table": ("DROP TABLE orders", "DROP TABLE IF EXISTS orders", True),
     "delete_for_drop": ("DROP TABLE orders", "DELETE FROM orders", False),
     "select_for_delete": ("DELETE FROM orders WHERE amount > 1000", "SELECT * FROM orders WHERE amount > 1000", False),
+    # views, indexes and triggers are part of the end state (a SELECT used to pass for them)
+    "view_written_another_way": ("CREATE VIEW big AS SELECT order_id FROM orders WHERE amount > 500",
+                                 "CREATE VIEW big AS SELECT o.order_id FROM orders o WHERE NOT o.amount <= 500", True),
+    "select_for_view": ("CREATE VIEW big AS SELECT order_id FROM orders WHERE amount > 500", "SELECT 1", False),
+    "view_with_other_rows": ("CREATE VIEW big AS SELECT order_id FROM orders WHERE amount > 500",
+                             "CREATE VIEW big AS SELECT order_id FROM orders", False),
+    "index_named_otherwise": ("CREATE INDEX idx_city ON customers (city)", "CREATE INDEX city_index ON customers(city)", True),
+    "select_for_index": ("CREATE INDEX idx_city ON customers (city)", "SELECT 1", False),
+    "index_on_another_column": ("CREATE INDEX idx_city ON customers (city)", "CREATE INDEX idx_city ON customers (name)", False),
+    "trigger": (TRIGGER, TRIGGER.replace("  ", " "), True),
+    "select_for_trigger": (TRIGGER, "SELECT 1", False),
+    # integers exactly: 12,345,678,901 and 12,345,678,902 used to be one 10-digit float
+    "integer_off_by_one": ("UPDATE orders SET order_id = 12345678901 WHERE order_id = 10",
+                           "UPDATE orders SET order_id = 12345678902 WHERE order_id = 10", False),
 }
 
 
@@ -155,6 +180,35 @@ def test_changes_are_judged_by_the_database_state(gold_sql, answer, right):
     else:
         assert verdict.execution_correct is False
         assert "another state than the gold" in verdict.error
+
+
+WRONG_THAT_USED_TO_PASS = {
+    "drop_for_an_empty_read": ("SELECT name FROM customers WHERE city = 'Nowhere'", "DROP TABLE orders",
+                               "changes the database, while the gold only reads it"),
+    "empty_with_more_columns": ("SELECT name FROM customers WHERE city = 'Nowhere'",
+                                "SELECT name, city FROM customers WHERE city = 'Nowhere'", "returns 2 columns, the gold 1"),
+    "integer_off_by_one": ("SELECT amount * 10000 FROM orders WHERE order_id = 12",
+                           "SELECT amount * 10000 + 1 FROM orders WHERE order_id = 12", "other values"),
+    "values_paired_across_rows": ("SELECT order_id + 0.0000001 * customer_id, name FROM orders JOIN customers "
+                                  "ON customers.id = customer_id WHERE order_id < 12",
+                                  "SELECT order_id + 0.0000001 * customer_id, CASE WHEN order_id = 10 THEN 'x' ELSE name END "
+                                  "FROM orders JOIN customers ON customers.id = customer_id WHERE order_id < 12",
+                                  "other values"),
+}
+
+
+@pytest.mark.parametrize("gold_sql, answer, reason", WRONG_THAT_USED_TO_PASS.values(), ids=WRONG_THAT_USED_TO_PASS.keys())
+def test_wrong_answers_that_used_to_pass_now_fail(gold_sql, answer, reason):
+    verdict = verdict_on(SHOP, gold_sql, fenced(answer))
+    assert verdict.execution_correct is False and reason in verdict.error
+    assert_right(verdict_on(SHOP, gold_sql, fenced(gold_sql)))
+
+
+def test_values_compare_exactly_except_where_a_float_takes_part():
+    assert canonical(2) == canonical(2.0) and canonical(0.1 + 0.2) == canonical(0.3)
+    assert canonical(2_000_000) != canonical(2_000_001) and canonical(12345678901.0) != canonical(12345678902)
+    assert canonical(1.0000001) != canonical(1.0000002)
+    assert canonical("2") != canonical(2) and canonical(None) is None
 
 
 def test_a_delete_that_matches_by_luck_fails_the_test_suite():
@@ -192,26 +246,17 @@ def test_a_gold_that_cannot_run_is_not_judged(context, gold_sql, reason):
 
 # --- hostile answers ----------------------------------------------------------------------------
 
-HOSTILE = {
-    "attach": ("ATTACH DATABASE 'stolen.db' AS x", "ATTACH is not allowed"),
-    "load_extension": ("SELECT load_extension('/tmp/evil.so')", "load_extension() is not allowed"),
-    "pragma": ("PRAGMA writable_schema = 1", "PRAGMA writable_schema is not allowed"),
-    "endless_recursive_cte": ("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r",
-                              "time limit"),
-    "huge_cross_join": ("SELECT count(*) FROM " + ", ".join(f"orders o{i}" for i in range(20)), "time limit"),
-}
+# The evaluation's side of the hostile-SQL suite (tests/test_hostile_sql.py has every case through the chat and here).
 
 
-@pytest.mark.parametrize("answer, reason", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_answers_end_as_errors_in_time_and_the_next_row_is_judged(tmp_path, monkeypatch, answer, reason):
-    monkeypatch.chdir(tmp_path)  # whatever happens, no file may appear
-    gold = prepare_gold(SHOP, "SELECT COUNT(*) FROM orders", timeout_s=LIMIT_S)
+@pytest.mark.parametrize("gold_sql", ["SELECT COUNT(*) FROM orders", "DELETE FROM orders WHERE amount > 100"])
+def test_a_hostile_answer_ends_as_an_error_in_time_and_the_next_answer_is_judged(gold_sql):
+    gold = prepare_gold(SHOP, gold_sql, timeout_s=LIMIT_S)
     start = time.monotonic()
-    verdict = judge(gold, fenced(answer), timeout_s=LIMIT_S)
+    verdict = judge(gold, fenced("SELECT length(printf('%.*c', 2000000000, 'x'))"))
     assert time.monotonic() - start < LIMIT_S + SLACK_S
-    assert verdict.execution_correct is False and reason in verdict.error
-    assert_right(judge(gold, "SELECT count(*) FROM orders", timeout_s=LIMIT_S))
-    assert list(tmp_path.iterdir()) == []
+    assert verdict.execution_correct is False and "time limit" in verdict.error
+    assert_right(judge(gold, fenced(gold_sql)))
 
 
 # --- reading answers ----------------------------------------------------------------------------
@@ -234,3 +279,71 @@ def test_exact_match_ignores_whitespace_keyword_case_and_the_final_semicolon():
 ])
 def test_parses_as_sql(sql, parses):
     assert (parse(sql) is not None) is parses
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("Here you go:\n```sql\nSELECT a FROM t;\n```\nThis lists a.", "SELECT a FROM t"),
+        ("```\nSELECT a\nFROM t\n```", "SELECT a\nFROM t"),
+        ("```python\nprint(1)\n```\n```\nSELECT 1\n```\n```sql\nSELECT 2\n```", "SELECT 2"),
+        ("```sql\nSELECT a FROM t WHERE b = ';'", "SELECT a FROM t WHERE b = ';'"),  # cut off before the fence closed
+        ("  select a from t;  ", "select a from t"),
+        ("WITH x AS (SELECT 1) SELECT * FROM x; -- the answer\nIt returns 1.", "WITH x AS (SELECT 1) SELECT * FROM x"),
+        ("UPDATE t SET a = 1\n\nThis sets every a to 1.", "UPDATE t SET a = 1"),
+        ("I cannot answer that from this schema.", None),
+        ("Selecting is not possible here.", None),
+        ("```sql\n\n```", None),
+        ("", None),
+    ],
+)
+def test_extract_sql(answer, expected):
+    assert extract_sql(answer) == expected
+
+
+@pytest.mark.parametrize(
+    "sql, ordered",
+    [
+        ("SELECT a FROM t ORDER BY a DESC LIMIT 3", True),
+        ("SELECT a FROM t UNION SELECT b FROM u ORDER BY 1", True),
+        ("WITH x AS (SELECT a FROM t ORDER BY a) SELECT * FROM x", False),
+        ("SELECT * FROM (SELECT a FROM t ORDER BY a)", False),
+        ("SELECT a, RANK() OVER (ORDER BY a) FROM t", False),
+        ("SELECT a FROM t WHERE b = 'ORDER BY'", False),
+        ("SELECT a FROM t WHERE b = ')ORDER BY' -- ORDER BY a", False),
+    ],
+)
+def test_has_order_by(sql, ordered):
+    assert has_order_by(sql) is ordered
+
+
+def test_mysql_and_postgres_flavoured_schemas_load():
+    sandbox = default_sandbox()
+    mysql = load_schema("CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT, name VARCHAR(20), PRIMARY KEY (id)) ENGINE=InnoDB; "
+                        "INSERT INTO t (name) VALUES ('O\\'Reilly'), ('b');", sandbox)
+    assert sandbox.run(Job(mysql, ("SELECT id, name FROM t ORDER BY id",))).results[0].rows == [(1, "O'Reilly"), (2, "b")]
+    postgres = load_schema("CREATE TABLE s (id SERIAL PRIMARY KEY, d DATE); INSERT INTO s (d) VALUES ('2020-01-31'::date)",
+                           sandbox)
+    assert sandbox.run(Job(postgres, ("SELECT d FROM s",))).results[0].rows == [("2020-01-31",)]
+    with pytest.raises(SandboxError, match="schema statement 1 of 1 fails"):
+        load_schema("CREATE TABL oops (a INT)", sandbox)
+
+
+@pytest.mark.parametrize(
+    "flavoured, expected",
+    [
+        ("SELECT CONCAT(name, '-', id) FROM t ORDER BY id", [("a-1",), ("b-2",)]),
+        ("SELECT IF(id > 1, 'big', 'small') FROM t ORDER BY id", [("small",), ("big",)]),
+        ("SELECT DATE_FORMAT(d, '%Y-%m') FROM t ORDER BY id", [("2020-03",), ("2021-12",)]),
+        ("SELECT price::int FROM t ORDER BY id", [(5,), (7,)]),
+        # sqlglot's MySQL reading keeps NOW(), which SQLite lacks; its PostgreSQL reading does not.
+        ("SELECT DATEDIFF(NOW(), d) > 1000 FROM t ORDER BY id", [(1,), (1,)]),
+    ],
+)
+def test_sql_sqlite_rejects_runs_as_translated(flavoured, expected):
+    schema = load_schema("CREATE TABLE t (id INT, name TEXT, d DATE, price REAL); "
+                         "INSERT INTO t VALUES (1, 'a', '2020-03-04', 5.5), (2, 'b', '2021-12-01', 7.25)", default_sandbox())
+    outcome, ran = run_sql(default_sandbox(), Job(schema), flavoured)
+    assert ran != flavoured and outcome.results[0].rows == expected
+    with pytest.raises(SandboxError, match="^no such column: nope$"):  # in SQLite's words about the SQL as written
+        run_sql(default_sandbox(), Job(schema), "SELECT nope FROM t")

@@ -9,8 +9,9 @@ from itertools import pairwise
 import pytest
 from openai import OpenAI
 
-import sandbox
 from conftest import ENDLESS_ROW, ROOT, free_port, run_main
+from sandbox import default_sandbox
+from scoring import execute, load_schema
 from ui.chat import SqlChat
 from utils import add_formatted_sql, conversation, load_templates
 
@@ -25,29 +26,29 @@ BAD_ANSWERS = {
     "SQL that errors": ("```sql\nSELECT nope FROM factories\n```", "The SQL did not run: no such column: nope."),
     "a query that runs forever": (
         "```sql\nWITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT COUNT(*) FROM n\n```",
-        "The SQL did not run: query stopped after 2.0 s time limit."),
+        "The SQL did not run: query stopped after 2 s time limit."),
     "a cross join of a billion rows": (
         ("```sql\nWITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000)\n"
          "SELECT COUNT(*) FROM n AS a, n AS b, n AS c\n```"),
-        "The SQL did not run: query stopped after 2.0 s time limit."),
+        "The SQL did not run: query stopped after 2 s time limit."),
     "a huge result": (
         "```sql\nWITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000) SELECT x FROM n\n```",
         "The query returned more than 100 rows; the first 100 are in the table below."),
-    "ATTACH": ("```sql\nATTACH DATABASE '/tmp/stolen.db' AS stolen\n```", "ATTACH is not allowed in the sandbox"),
+    "ATTACH": ("```sql\nATTACH DATABASE '/tmp/stolen.db' AS stolen\n```", "ATTACH, DETACH and VACUUM are not allowed"),
     "load_extension": ("```sql\nSELECT load_extension('/tmp/evil.so')\n```", "load_extension() is not allowed in the sandbox"),
     "a PRAGMA change": ("```sql\nPRAGMA writable_schema = ON\n```", "PRAGMA writable_schema is not allowed in the sandbox"),
 }
 # A schema in the schema box -> what the chat must say (without asking the model).
 BAD_SCHEMAS = {
     "does not parse": ("CREATE TABLE factories (factory_id INT", "schema statement 1 of 1 fails: incomplete input"),
-    "ATTACH": ("ATTACH DATABASE '/tmp/stolen.db' AS stolen;", "ATTACH is not allowed in the sandbox"),
+    "ATTACH": ("ATTACH DATABASE '/tmp/stolen.db' AS stolen;", "ATTACH, DETACH and VACUUM are not allowed"),
     "endless recursion": ("CREATE TABLE t AS WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT COUNT(*) FROM n;",
-                          "schema stopped after 2.0 s time limit"),
+                          "schema stopped after 2 s time limit"),
 }
 
 
 def make_chat(base_url, model="local", **options):
-    return SqlChat(OpenAI(base_url=base_url, api_key="EMPTY", max_retries=0), model, TEMPLATES, sandbox, **options)
+    return SqlChat(OpenAI(base_url=base_url, api_key="EMPTY", max_retries=0), model, TEMPLATES, default_sandbox(), **options)
 
 
 def last_reply(replies):
@@ -59,7 +60,7 @@ def assert_answers_with_its_table(chat, row):
     """A whole turn on a training row: the model's SQL word for word, and the rows that SQL gives on the schema."""
     text, result = last_reply(chat.reply(row["sql_prompt"], row["sql_context"]))
     assert text.startswith(add_formatted_sql(row)["new_sql"]), text
-    assert result.rows == sandbox.run_query(sandbox.new_database(row["sql_context"]), row["sql"]).rows
+    assert result.rows == execute(row["sql_context"], row["sql"], default_sandbox()).rows
 
 
 @pytest.fixture
@@ -94,9 +95,9 @@ def test_the_answer_streams_then_its_sql_runs_on_the_users_schema(chat, factorie
 @pytest.mark.vllm
 @pytest.mark.parametrize("answer, message", BAD_ANSWERS.values(), ids=BAD_ANSWERS)
 def test_a_bad_or_hostile_answer_says_why_and_the_next_turn_works(chat, factories, answer, message):
-    database = sandbox.new_database(factories["sql_context"])
+    schema = load_schema(factories["sql_context"], default_sandbox())
     started = time.monotonic()
-    note, result = chat.run_sql(answer, database)
+    note, result = chat.run_sql(answer, schema)
     assert message in note
     assert time.monotonic() - started < 5  # the sandbox's 2 s limit, not the query's
     if result is not None:  # the huge result: its first rows only

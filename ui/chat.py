@@ -6,10 +6,10 @@ down, unknown model, schema that does not load, answer without SQL, SQL that fai
 ends the turn with a message in the chat; the next turn starts afresh.
 """
 
-from contextlib import closing
-
 from openai import APIConnectionError, NotFoundError, OpenAIError
 
+from sandbox import Job, SandboxError
+from scoring import extract_sql, load_schema, run_sql
 from utils import add_formatted_sql, conversation
 
 START_SERVER_HELP = ("start one (`uv run python serve_cpu.py CHECKPOINT` on a CPU, `uv run vllm serve CHECKPOINT "
@@ -25,7 +25,7 @@ def chat_row(question, schema):
 
 class SqlChat:
     """Answers questions with the model at `client` (an openai.OpenAI) and runs each answer's SQL in `sandbox`
-    (the sandbox module) on a fresh database built from the user's schema."""
+    (a sandbox.Sandbox: worker processes) on a fresh database built from the user's schema."""
 
     def __init__(self, client, model, templates, sandbox, max_tokens=256, query_timeout_s=2.0, max_rows=100):
         self.client = client
@@ -47,20 +47,19 @@ class SqlChat:
             yield "Type a question about the schema in the box below.", None
             return
         try:
-            database = self.sandbox.new_database(schema)
-        except self.sandbox.SandboxError as error:
+            statements = load_schema(schema, self.sandbox, self.query_timeout_s)
+        except SandboxError as error:
             # Checked before asking the model: an answer about a schema we cannot load could not be run anyway.
             yield f"The schema does not load: {error}. Fix it in the schema box and ask again.", None
             return
-        with closing(database):
-            answer, finish_reason, fault = yield from self.stream_answer(self.prompt(question, schema))
-            if fault:
-                yield with_note(answer, fault), None
-                return
-            note, result = self.run_sql(answer, database)
-            if finish_reason == "length":
-                note = f"The answer reached the {self.max_tokens}-token limit and was cut off.\n\n{note}"
-            yield with_note(answer, note), result
+        answer, finish_reason, fault = yield from self.stream_answer(self.prompt(question, schema))
+        if fault:
+            yield with_note(answer, fault), None
+            return
+        note, result = self.run_sql(answer, statements)
+        if finish_reason == "length":
+            note = f"The answer reached the {self.max_tokens}-token limit and was cut off.\n\n{note}"
+        yield with_note(answer, note), result
 
     def stream_answer(self, messages):
         """Yield (answer so far, None) per streamed piece; return (answer, finish_reason, fault message or None)."""
@@ -90,14 +89,16 @@ class SqlChat:
                     "Set served_model_name in the config to the name it serves.")
         return f"The model server refused the request: {server_detail(error)}"
 
-    def run_sql(self, answer, database):
-        """(note, QueryResult or None) for the SQL in the answer, run on the user's schema."""
-        sql = self.sandbox.extract_sql(answer)
+    def run_sql(self, answer, schema):
+        """(note, QueryResult or None) for the SQL in the answer, run on a fresh copy of the user's schema
+        (its statements as load_schema gives them)."""
+        sql = extract_sql(answer)
         if sql is None:
             return "The answer holds no SQL, so there is nothing to run.", None
+        job = Job(schema, timeout_s=self.query_timeout_s, max_rows=self.max_rows)
         try:
-            result = self.sandbox.run_query(database, sql, timeout_s=self.query_timeout_s, max_rows=self.max_rows)
-        except self.sandbox.SandboxError as error:
+            result = run_sql(self.sandbox, job, sql)[0].results[0]
+        except SandboxError as error:
             return f"The SQL did not run: {error}.", None
         return result_note(result, self.max_rows), result
 
