@@ -15,11 +15,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from config import ConfigError, first_line
+from endpoint import openai_client
 from plots import write_accuracy_chart
 from scoring import judge, prepare_gold
-from utils import (
-    ConfigError, add_formatted_sql, check_templates_fit, conversation, first_line, load_splits, load_templates, openai_client,
-)
+from utils import add_formatted_sql, check_templates_fit, conversation, load_splits, load_templates
 
 BREAKDOWNS = ("sql_complexity", "sql_task_type")  # row columns the metrics are broken down by, where present
 REQUEST_TIMEOUT_S = 600  # one answer from a busy CPU server may take minutes

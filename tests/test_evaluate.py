@@ -9,7 +9,7 @@ from conftest import ROOT, SHIPPED_DATA, free_port, run_main, shipped_rows
 import main
 from evaluation import Answer, endpoints, judge_rows, load_test_rows, summarise, summary_markdown, write_accuracy_chart
 from tests.vllm_server import start_vllm_server
-from utils import DEFAULT_OPENAI_API_BASE, ConfigError, ExtraConfig
+from config import DEFAULT_OPENAI_API_BASE, ConfigError, ExtraConfig
 
 EVALUATE_CONFIG = ROOT / "configs" / "gretelai" / "synthetic_text_to_sql" / "evaluate_cpu.yaml"
 PROMPTS = str(ROOT / "prompts" / "gretelai" / "synthetic_text_to_sql")
