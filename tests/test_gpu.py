@@ -52,7 +52,8 @@ def test_label_only_trainer_on_cuda_leaves_the_head_to_trl_and_logs_what_trl_log
                    padding_free=True, max_length=None)
     assert logged[-1]["loss"] < logged[0]["loss"] - 0.3
     for key in ("loss", "entropy", "mean_token_accuracy"):
-        assert [step[key] for step in logged] == pytest.approx([step[key] for step in reference], rel=2e-2), key
+        # abs: one token's top-1 hit more or less moves mean_token_accuracy by about 0.01
+        assert [step[key] for step in logged] == pytest.approx([step[key] for step in reference], rel=2e-2, abs=2e-2), key
 
 
 @pytest.mark.parametrize("padding_free", [False, True], ids=["padded", "padding-free"])
