@@ -11,9 +11,6 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from config import HUB_HELP, TEMPLATE_NAMES, ConfigError, first_line, one_of
-# evaluation.py and tests/test_evaluate.py still import these from here (they are being rewritten for issue 8).
-from config import DEFAULT_OPENAI_API_BASE, ExtraConfig  # noqa: F401
-from endpoint import openai_client  # noqa: F401
 
 
 # ---------------------------------------------------------------- datasets

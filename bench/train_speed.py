@@ -409,7 +409,8 @@ def epoch_token_counts(model_path, rows):
     from datasets import load_dataset
 
     from models import load_tokenizer
-    from utils import ExtraConfig, load_templates, prepare_split
+    from config import ExtraConfig
+    from utils import load_templates, prepare_split
 
     tokenizer = load_tokenizer(model_path)
     extra = ExtraConfig(dataset_name=str(SHIPPED_TRAIN))

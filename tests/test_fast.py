@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from transformers import Gemma3ForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import add_fused_lm_head
@@ -21,8 +20,8 @@ from trl.trainer.utils import add_fused_lm_head
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a worker script, the repository is not on the path
 import attention  # noqa: E402
 import fast  # noqa: E402
-from conftest import SHIPPED_DATA, SUBPROCESS_ENV, free_port, run_main, tiny_train_args  # noqa: E402
-from tiny_gemma import build_model, build_tokenizer, save_tiny_gemma  # noqa: E402
+from conftest import SHIPPED_DATA, SUBPROCESS_ENV, free_port  # noqa: E402
+from tiny_gemma import build_model, build_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDP_CONFIG = ROOT / "configs" / "accelerate_fsdp.yaml"
@@ -182,7 +181,8 @@ def metrics_from_logits(logits, labels):
 
 @pytest.fixture(scope="module")
 def shipped_rows():
-    from utils import ExtraConfig, load_splits, load_templates, prepare_split
+    from config import ExtraConfig
+    from utils import load_splits, load_templates, prepare_split
 
     extra = ExtraConfig(dataset_name=str(SHIPPED_DATA), train_samples=64)
     return prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
@@ -232,7 +232,8 @@ def tokenised_fingerprint(model_path):
     from trl import SFTConfig, SFTTrainer
 
     from models import load_model, load_tokenizer
-    from utils import ExtraConfig, load_splits, load_templates, prepare_split
+    from config import ExtraConfig
+    from utils import load_splits, load_templates, prepare_split
 
     extra = ExtraConfig(dataset_name=str(SHIPPED_DATA))
     rows = prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
@@ -253,18 +254,15 @@ def test_tokenised_rows_come_from_the_cache_in_a_second_run(tiny_model):
 # ---------------------------------------------------------------- FSDP on two CPU processes
 
 
-def test_fsdp_config_under_accelerate_on_two_cpu_processes(tmp_path):
+def test_the_fsdp_config_shards_only_over_gpus_as_its_comment_says():
+    """accelerate_fsdp.yaml warns that without CUDA its processes come up unsharded, each training on its own:
+    this holds the warning to what accelerate does (FSDP training itself: the FSDP2-over-gloo test below)."""
     ranks = launch([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(FSDP_CONFIG),
                     "--num_processes", "2", "--main_process_port", str(free_port()), __file__, "accelerate-state"],
                    SUBPROCESS_ENV)
     assert len(ranks) == 2  # both processes started and reported
-    kinds = sorted({rank["distributed_type"] for rank in ranks})
-    if kinds != ["FSDP"]:
-        pytest.skip(f"{ACCELERATE_FSDP_ON_CPU} (here: {', '.join(kinds)})")
-    config = tmp_path / "fsdp.yaml"
-    config.write_text(yaml.safe_dump({**yaml.safe_load(FSDP_CONFIG.read_text()), "num_processes": 2}))
-    done = run_main(tiny_train_args(save_tiny_gemma(tmp_path / "tiny"), tmp_path / "out"), launcher=config)
-    assert done.returncode == 0, done.stderr[-3000:]
+    expected = "FSDP" if torch.cuda.device_count() >= 2 else "NO"
+    assert {rank["distributed_type"] for rank in ranks} == {expected}, ACCELERATE_FSDP_ON_CPU
 
 
 def test_torch_fsdp2_over_gloo_trains_like_one_process(tmp_path):

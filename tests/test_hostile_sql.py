@@ -94,11 +94,9 @@ def test_hostile_sql_ends_in_words_within_its_limits_and_the_next_query_works(sa
     assert_next_query_works(sandbox, entry)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
-def test_an_endless_end_state_read_is_stopped(sandbox, entry):
-    """A data-changing answer makes the judge read the end state; a view that never ends must not hang it."""
-    if entry is in_chat:
-        pytest.skip("the chat shows a statement's result, not the end state")
+def test_an_endless_end_state_read_is_stopped_in_evaluation(sandbox):
+    """A data-changing gold makes the judge read the answer's end state (the chat shows only a statement's
+    result): a view that never ends must not hang it."""
     gold = prepare_gold(SCHEMA, "DELETE FROM orders WHERE amount < 100", timeout_s=LIMIT_S, sandbox=sandbox)
     start = time.monotonic()
     verdict = judge(gold, f"```sql\nCREATE VIEW v AS {ENDLESS}\n```")
