@@ -39,6 +39,29 @@ def real_gretel_rows():
     return [json.loads(line) for line in REAL_GRETEL.read_text().splitlines()]
 
 
+@pytest.fixture
+def fresh_sandbox(tmp_path, monkeypatch):
+    """A Sandbox of two workers started in an empty directory that must stay empty, as must the repository and
+    /tmp's top level (no database file appears): whatever the SQL tried, no file was written."""
+    from sandbox import Sandbox
+
+    monkeypatch.chdir(tmp_path)
+    before = set(ROOT.iterdir()), set(Path("/tmp").iterdir())
+    with Sandbox(workers=2) as pool:
+        yield pool
+    assert list(tmp_path.iterdir()) == []
+    assert set(ROOT.iterdir()) == before[0]
+    assert not {path for path in set(Path("/tmp").iterdir()) - before[1] if path.suffix == ".db"}
+
+
+def peak_memory_bytes(pid):
+    """A process's peak resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
 def shipped_rows(split="train"):
     return [json.loads(line) for line in (SHIPPED_DATA / f"{split}.jsonl").read_text().splitlines()]
 

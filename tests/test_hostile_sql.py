@@ -1,5 +1,5 @@
-"""Hostile SQL through the project's own entry points: the chat's SqlChat (what a person pastes or a model answers)
-and mode: evaluate's judge. Each case ends in an error in words within its time limit plus a small margin, the
+"""Hostile SQL, every way out we know of, through the sandbox itself and the project's own entry points: the chat's
+SqlChat (what a person pastes or a model answers) and mode: evaluate's judge. Each case ends in an error in words within its time limit plus a small margin, the
 sandbox's workers stay under their memory cap, no file appears anywhere, and the next query works."""
 
 import os
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import MEMORY_BYTES, Sandbox
+from conftest import peak_memory_bytes
+
+from sandbox import MEMORY_BYTES, Job, SandboxError
 from scoring import judge, load_schema, prepare_gold
 from ui.chat import SqlChat
 
@@ -46,78 +48,69 @@ HOSTILE = {
 }
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    """Workers started in an empty directory that must stay empty, as must the repository and /tmp's top level."""
-    monkeypatch.chdir(tmp_path)
-    before = set(ROOT.iterdir()), set(Path("/tmp").iterdir())
-    with Sandbox(workers=2) as pool:
-        yield pool
-    assert list(tmp_path.iterdir()) == []
-    assert set(ROOT.iterdir()) == before[0]
-    assert not {path for path in set(Path("/tmp").iterdir()) - before[1] if path.suffix == ".db"}
+def in_sandbox(pool, sql, limit_s=LIMIT_S):
+    """What the sandbox itself says (SandboxError's words); the schema as the judge loads it."""
+    try:
+        pool.run(Job(load_schema(SCHEMA, pool), (sql,), timeout_s=limit_s))
+    except SandboxError as error:
+        return str(error)
+    raise AssertionError(f"the sandbox ran {sql!r}")
 
 
-def in_chat(sandbox, sql, limit_s=LIMIT_S):
+def in_chat(pool, sql, limit_s=LIMIT_S):
     """What the chat says after an answer holding `sql` (no model needed: the SQL is given)."""
-    chat = SqlChat(client=None, model="local", templates=None, sandbox=sandbox, query_timeout_s=limit_s)
-    note, _ = chat.run_sql(f"```sql\n{sql}\n```", load_schema(SCHEMA, sandbox))
+    chat = SqlChat(client=None, model="local", templates=None, sandbox=pool, query_timeout_s=limit_s)
+    note, _ = chat.run_sql(f"```sql\n{sql}\n```", load_schema(SCHEMA, pool))
     return note
 
 
-def in_evaluation(sandbox, sql, limit_s=LIMIT_S):
-    verdict = judge(prepare_gold(SCHEMA, GOLD, timeout_s=limit_s, sandbox=sandbox), f"```sql\n{sql}\n```")
+def in_evaluation(pool, sql, limit_s=LIMIT_S):
+    verdict = judge(prepare_gold(SCHEMA, GOLD, timeout_s=limit_s, sandbox=pool), f"```sql\n{sql}\n```")
     assert verdict.execution_correct is False
     return verdict.error
 
 
-ENTRY_POINTS = {"chat": in_chat, "evaluate": in_evaluation}
+ENTRY_POINTS = {"sandbox": in_sandbox, "chat": in_chat, "evaluate": in_evaluation}
 
 
-def assert_next_query_works(sandbox, entry_point):
-    if entry_point is in_chat:
-        assert in_chat(sandbox, GOLD) == "Result: 2 rows, in the table below."
-    else:
-        verdict = judge(prepare_gold(SCHEMA, GOLD, timeout_s=LIMIT_S, sandbox=sandbox), GOLD)
+def assert_next_query_works(pool, entry_point):
+    if entry_point is in_evaluation:
+        verdict = judge(prepare_gold(SCHEMA, GOLD, timeout_s=LIMIT_S, sandbox=pool), GOLD)
         assert verdict.test_suite_correct, verdict.error
+    else:
+        assert in_chat(pool, GOLD) == "Result: 2 rows, in the table below."
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
 @pytest.mark.parametrize("sql, reason", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_sql_ends_in_words_within_its_limits_and_the_next_query_works(sandbox, entry, sql, reason):
+def test_hostile_sql_ends_in_words_within_its_limits_and_the_next_query_works(fresh_sandbox, entry, sql, reason):
     limit_s = MEMORY_CASE_LIMIT_S if reason == "memory" else LIMIT_S
     start = time.monotonic()
-    said = entry(sandbox, sql, limit_s)
+    said = entry(fresh_sandbox, sql, limit_s)
     assert time.monotonic() - start < LIMIT_S + SLACK_S + (2 * LIMIT_S if entry is in_evaluation else 0)  # + the gold
     assert reason in said and "\n" not in said
-    assert all(peak_memory_bytes(pid) < MEMORY_BYTES for pid in sandbox.worker_pids())
-    assert_next_query_works(sandbox, entry)
+    assert all(peak_memory_bytes(pid) < MEMORY_BYTES for pid in fresh_sandbox.worker_pids())
+    assert_next_query_works(fresh_sandbox, entry)
 
 
-def test_an_endless_end_state_read_is_stopped_in_evaluation(sandbox):
+def test_an_endless_end_state_read_is_stopped_in_evaluation(fresh_sandbox):
     """A data-changing gold makes the judge read the answer's end state (the chat shows only a statement's
     result): a view that never ends must not hang it."""
-    gold = prepare_gold(SCHEMA, "DELETE FROM orders WHERE amount < 100", timeout_s=LIMIT_S, sandbox=sandbox)
+    gold = prepare_gold(SCHEMA, "DELETE FROM orders WHERE amount < 100", timeout_s=LIMIT_S, sandbox=fresh_sandbox)
     start = time.monotonic()
     verdict = judge(gold, f"```sql\nCREATE VIEW v AS {ENDLESS}\n```")
     assert time.monotonic() - start < LIMIT_S + SLACK_S
     assert verdict.execution_correct is False and "end-state read stopped after" in verdict.error
 
 
-def test_a_worker_killed_from_outside_mid_query_is_an_error_in_the_chat_and_the_chat_goes_on(sandbox):
-    chat = SqlChat(client=None, model="local", templates=None, sandbox=sandbox, query_timeout_s=30)
-    schema = load_schema(SCHEMA, sandbox)
-    (pid,) = sandbox.worker_pids()
+def test_a_worker_killed_from_outside_mid_query_is_an_error_in_the_chat_and_the_chat_goes_on(fresh_sandbox):
+    chat = SqlChat(client=None, model="local", templates=None, sandbox=fresh_sandbox, query_timeout_s=30)
+    schema = load_schema(SCHEMA, fresh_sandbox)
+    (pid,) = fresh_sandbox.worker_pids()
     threading.Timer(0.5, os.kill, (pid, signal.SIGSEGV)).start()
     start = time.monotonic()
     note, result = chat.run_sql(f"```sql\n{ENDLESS}\n```", schema)
     assert time.monotonic() - start < 5 and result is None
     assert note == "The SQL did not run: the sandbox's worker process died (SIGSEGV); the SQL did not finish."
-    assert_next_query_works(sandbox, in_chat)
+    assert_next_query_works(fresh_sandbox, in_chat)
 
-
-def peak_memory_bytes(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for {pid}")
