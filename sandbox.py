@@ -141,6 +141,8 @@ class Sandbox:
         with self._worker() as worker:
             while len(answers) < len(jobs):
                 pending = jobs[len(answers):]
+                if worker.process.poll() is not None:  # died while idle (killed from outside, say)
+                    worker.restart()
                 worker.send(pending)
                 for job in pending:
                     try:
@@ -427,7 +429,10 @@ def _run_job(job: dict, images: OrderedDict) -> dict:
 
 def _serve(fd: int) -> None:
     """The worker: limit this process, then answer job lists until the parent hangs up."""
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    except (ValueError, OSError):  # macOS does not let a process cap its address space: the heap limit remains
+        pass
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # writing any byte to a file kills the worker
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # and a crash leaves no core file behind
     with closing(sqlite3.connect(":memory:")) as conn:

@@ -171,3 +171,12 @@ def test_the_sandbox_imports_nothing_of_ours_nor_training_or_ui_code():
     done = subprocess.run([sys.executable, "-c", check % sorted(forbidden)], cwd=ROOT, capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_worker_killed_while_idle_is_replaced_before_the_next_job(sandbox):
+    assert_still_answers(sandbox)
+    (pid,) = sandbox.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert_still_answers(sandbox)
+    assert sandbox.worker_pids() != [pid]
