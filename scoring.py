@@ -357,6 +357,37 @@ def execute(context: str, sql: str, sandbox: Sandbox, timeout_s: float = TIMEOUT
     return run_sql(sandbox, Job(schema, timeout_s=timeout_s, max_rows=max_rows), sql)[0].results[0]
 
 
+# ---------------------------------------------------------------- execution-guided answers
+
+
+@dataclass
+class Ballot:
+    winner: int | None  # the chosen answer's index; None when no candidate's SQL runs
+    agreeing: int  # candidates whose SQL gives the winner's result (the winner included)
+    running: int  # candidates whose SQL runs at all
+
+
+def vote(answers: list[str], schema: tuple[str, ...], sandbox: Sandbox, timeout_s: float = TIMEOUT_S) -> Ballot:
+    """Execution-guided choice among a model's candidate answers, the most likely first: run each one's SQL
+    on `schema` (load_schema's statements), drop those without SQL or that fail, and choose the answer whose
+    result (or end state, for a data change) most candidates share; a tie goes to the most likely."""
+    outcomes = {}
+    for index, answer in enumerate(answers):
+        if (sql := extract_sql(answer or "")) is None:
+            continue
+        try:
+            outcomes[index] = run_sql(sandbox, Job(schema, state=True, timeout_s=timeout_s), sql)[0]
+        except SandboxError:
+            continue
+    # Two candidates agree when the judge would take one's outcome for the other's (rows as multisets).
+    expected = {index: settled([outcome], ordered=False, sample=True) for index, outcome in outcomes.items()}
+    votes = {index: sum(difference(expected[index], other) is None for other in outcomes.values()) for index in outcomes}
+    if not votes:
+        return Ballot(None, 0, 0)
+    winner = max(votes, key=lambda index: (votes[index], -index))
+    return Ballot(winner, votes[winner], len(votes))
+
+
 # ---------------------------------------------------------------- reading SQL text
 
 

@@ -7,7 +7,9 @@ import pytest
 from conftest import shipped_rows
 
 from sandbox import Job, SandboxError, default_sandbox
-from scoring import canonical, extract_sql, has_order_by, judge, load_schema, normalise, parse, prepare_gold, run_sql
+from scoring import (
+    Ballot, canonical, extract_sql, has_order_by, judge, load_schema, normalise, parse, prepare_gold, run_sql, vote,
+)
 
 SHOP = (
     "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(30), city VARCHAR(30)); "
@@ -347,3 +349,29 @@ def test_sql_sqlite_rejects_runs_as_translated(flavoured, expected):
     assert ran != flavoured and outcome.results[0].rows == expected
     with pytest.raises(SandboxError, match="^no such column: nope$"):  # in SQLite's words about the SQL as written
         run_sql(default_sandbox(), Job(schema), "SELECT nope FROM t")
+
+
+# --- execution-guided answers -------------------------------------------------------------------
+
+
+def test_the_result_most_candidates_share_wins_and_failures_are_dropped():
+    schema = load_schema(SHOP, default_sandbox())
+    answers = [
+        fenced("SELECT name FROM customers WHERE city = 'Shelbyville'"),  # the most likely, alone in its result
+        fenced("SELECT nope FROM customers"),  # fails: dropped
+        fenced("SELECT name FROM customers WHERE city = 'Springfield'"),
+        "no SQL here",  # dropped
+        fenced("SELECT c.name FROM customers AS c WHERE c.city LIKE 'Spring%'"),  # the same result as the third
+        fenced("SELECT length(printf('%.*c', 2000000000, 'x'))"),  # hostile: stopped, dropped
+    ]
+    ballot = vote(answers, schema, default_sandbox(), timeout_s=LIMIT_S)
+    assert (ballot.winner, ballot.agreeing, ballot.running) == (2, 2, 3)
+
+
+def test_a_tie_goes_to_the_most_likely_answer_and_changes_vote_by_end_state():
+    schema = load_schema(SHOP, default_sandbox())
+    assert vote([fenced("SELECT 1"), fenced("SELECT 2")], schema, default_sandbox()).winner == 0
+    deletes = [fenced("DELETE FROM orders WHERE amount > 1000"), fenced("DELETE FROM orders WHERE amount < 100"),
+               fenced("DELETE FROM orders WHERE NOT amount <= 1000")]
+    assert vote(deletes, schema, default_sandbox()) == Ballot(winner=0, agreeing=2, running=3)
+    assert vote(["nothing", fenced("SELECT nope FROM orders")], schema, default_sandbox()) == Ballot(None, 0, 0)
