@@ -93,6 +93,14 @@ def test_the_answer_streams_then_its_sql_runs_on_the_users_schema(chat, factorie
 
 
 @pytest.mark.vllm
+def test_execution_guided_answers_vote_among_sampled_candidates(sql_server, factories):
+    chat = make_chat(sql_server, candidates=4)
+    text, result = last_reply(chat.reply(factories["sql_prompt"], factories["sql_context"]))
+    assert "Execution-guided: " in text and "(4 asked) give its result." in text
+    assert sorted(result.rows) == [("China", 2), ("Mexico", 1)]
+
+
+@pytest.mark.vllm
 @pytest.mark.parametrize("answer, message", BAD_ANSWERS.values(), ids=BAD_ANSWERS)
 def test_a_bad_or_hostile_answer_says_why_and_the_next_turn_works(chat, factories, answer, message):
     schema = load_schema(factories["sql_context"], default_sandbox())

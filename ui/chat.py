@@ -9,7 +9,7 @@ ends the turn with a message in the chat; the next turn starts afresh.
 from openai import APIConnectionError, NotFoundError, OpenAIError
 
 from sandbox import Job, SandboxError
-from scoring import extract_sql, load_schema, run_sql
+from scoring import extract_sql, load_schema, run_sql, vote
 from utils import add_formatted_sql, conversation
 
 START_SERVER_HELP = ("start one (`uv run python serve_cpu.py CHECKPOINT` on a CPU, `uv run vllm serve CHECKPOINT "
@@ -27,8 +27,11 @@ class SqlChat:
     """Answers questions with the model at `client` (an openai.OpenAI) and runs each answer's SQL in `sandbox`
     (a sandbox.Sandbox: worker processes) on a fresh database built from the user's schema."""
 
-    def __init__(self, client, model, templates, sandbox, max_tokens=256, query_timeout_s=2.0, max_rows=100):
+    def __init__(self, client, model, templates, sandbox, max_tokens=256, query_timeout_s=2.0, max_rows=100,
+                 candidates=1, temperature=0.8):
         self.client = client
+        self.candidates = candidates  # > 1: execution-guided answers (see pick_by_execution)
+        self.temperature = temperature
         self.model = model
         self.templates = templates
         self.sandbox = sandbox
@@ -52,14 +55,36 @@ class SqlChat:
             # Checked before asking the model: an answer about a schema we cannot load could not be run anyway.
             yield f"The schema does not load: {error}. Fix it in the schema box and ask again.", None
             return
-        answer, finish_reason, fault = yield from self.stream_answer(self.prompt(question, schema))
+        messages = self.prompt(question, schema)
+        answer, finish_reason, fault = yield from self.stream_answer(messages)
         if fault:
             yield with_note(answer, fault), None
             return
-        note, result = self.run_sql(answer, statements)
+        notes = []
         if finish_reason == "length":
-            note = f"The answer reached the {self.max_tokens}-token limit and was cut off.\n\n{note}"
-        yield with_note(answer, note), result
+            notes.append(f"The answer reached the {self.max_tokens}-token limit and was cut off.")
+        if self.candidates > 1:
+            answer, vote_note = self.pick_by_execution(messages, answer, statements)
+            notes.append(vote_note)
+        note, result = self.run_sql(answer, statements)
+        yield with_note(answer, "\n\n".join([*notes, note])), result
+
+    def pick_by_execution(self, messages, greedy, schema):
+        """(answer, note): the greedy answer and `candidates - 1` sampled ones vote by the result of their SQL
+        (scoring.vote); the answer most of them agree with replaces the greedy one."""
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, n=self.candidates - 1, temperature=self.temperature,
+                max_tokens=self.max_tokens)
+        except OpenAIError as error:
+            return greedy, f"Execution-guided answer skipped: sampling more candidates failed ({server_detail(error)})."
+        answers = [greedy, *(choice.message.content or "" for choice in response.choices)]
+        ballot = vote(answers, schema, self.sandbox, self.query_timeout_s)
+        if ballot.winner is None:
+            return greedy, f"Execution-guided: none of the {len(answers)} candidates' SQL runs."
+        which = "the first (greedy) answer" if ballot.winner == 0 else f"sampled candidate {ballot.winner}"
+        return answers[ballot.winner], (f"Execution-guided: {which} won; {ballot.agreeing} of {ballot.running} "
+                                         f"candidates whose SQL runs ({len(answers)} asked) give its result.")
 
     def stream_answer(self, messages):
         """Yield (answer so far, None) per streamed piece; return (answer, finish_reason, fault message or None)."""
