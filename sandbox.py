@@ -21,6 +21,7 @@ work (scoring.py), not this module's. Imports nothing of ours; the worker import
 from __future__ import annotations
 
 import atexit
+import io
 import os
 import pickle
 import resource
@@ -250,8 +251,6 @@ class _SafeUnpickler(pickle.Unpickler):
 
     @classmethod
     def loads(cls, data: bytes):
-        import io
-
         return cls(io.BytesIO(data)).load()
 
 
