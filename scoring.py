@@ -19,6 +19,7 @@ translating MySQL and PostgreSQL to SQLite, comparing results. The sandbox only 
 from __future__ import annotations
 
 import datetime
+import logging
 import random
 import re
 import sqlite3
@@ -32,6 +33,9 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from sandbox import MAX_ROWS, TIMEOUT_S, Job, Outcome, QueryResult, Sandbox, SandboxError, default_sandbox
+
+# The judge reads many texts sqlglot cannot parse (model answers, trigger bodies) on purpose: its fallback warnings are noise.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 SUITE_SIZE = 10  # extra test-suite databases per row
 SUITE_ROWS = (3, 8)  # random rows added to each table of a test-suite database (min, max)
