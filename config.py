@@ -1,7 +1,8 @@
 """Settings and their checks: ExtraConfig (sqltune's own YAML keys), the numbers every section must respect,
 .env loading, and ConfigError, the one-line error every bad input ends in.
 
-main.py parses the YAML and the command line into ExtraConfig and trl's ModelConfig and SFTConfig, then calls
+main.py parses the YAML and the command line into ExtraConfig and trl's ModelConfig and SFTConfig (GRPOConfig for
+mode grpo), then calls
 `check_numbers` so that a value no run can use stops at start instead of deep inside torch.
 """
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-MODES = ("train", "merge", "evaluate", "interact")
+MODES = ("train", "grpo", "merge", "evaluate", "interact")
 MODEL_CLASSES = ("AutoModelForCausalLM", "Gemma3ForCausalLM")
 DATA_FORMATS = ("prompt_completion", "language_modeling")
 TEMPLATE_NAMES = ("system", "user", "assistant")
@@ -27,6 +28,7 @@ AT_LEAST = {
     "max_length": 1, "dataloader_num_workers": 0, "lora_r": 1, "lora_alpha": 0, "lora_dropout": 0,
     "train_samples": 1, "eval_samples": 1,
     "eval_limit": 1, "eval_max_tokens": 1, "eval_concurrency": 1, "chat_max_tokens": 1, "port": 1,
+    "max_completion_length": 1, "reward_sample_rows": 0, "reward_sql_runs": 0,
 }
 
 
@@ -72,7 +74,13 @@ class ExtraConfig:
     train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
     label_only_logits: bool = field(
-        default=False, metadata={"help": "train: compute the output layer only at positions that carry a label (fast.py)."}
+        default=False, metadata={"help": "train, grpo: compute the output layer only at positions that carry a label (fast.py)."}
+    )
+    reward_sample_rows: float = field(
+        default=0.5, metadata={"help": "grpo: execution reward of an answer right on the sample rows only (test-suite-correct scores 1)."}
+    )
+    reward_sql_runs: float = field(
+        default=0.1, metadata={"help": "grpo: execution reward of an answer whose SQL runs but returns other rows."}
     )
     adapter_path: str | None = field(default=None, metadata={"help": "merge: the LoRA checkpoint folder to fold in."})
     merged_output_dir: str | None = field(default=None, metadata={"help": "merge: where to save (default <adapter>-merged)."})

@@ -2,7 +2,7 @@
 
     uv run accelerate launch --config_file configs/accelerate_single.yaml main.py --config configs/gretelai/synthetic_text_to_sql/sft.yaml
 
-One YAML holds three sections (ExtraConfig: ours; ModelConfig and SFTConfig: trl's); `--key value` on the
+One YAML holds three sections (ExtraConfig: ours; ModelConfig and SFTConfig, or GRPOConfig for mode grpo: trl's); `--key value` on the
 command line overrides it. This file parses, validates and dispatches to one small function per mode.
 """
 
@@ -16,6 +16,12 @@ def train(extra, model_args, training_args):
     from training import run_training
 
     run_training(extra, model_args, training_args)
+
+
+def grpo(extra, model_args, training_args):
+    from grpo import run_grpo
+
+    run_grpo(extra, model_args, training_args)
 
 
 def merge(extra, model_args, training_args):
@@ -52,20 +58,23 @@ def interact(extra, model_args, training_args):
     launch(chat, chat_examples(extra), port=extra.port, share=extra.share)
 
 
-MODES = {"train": train, "merge": merge, "evaluate": evaluate, "interact": interact}
+MODES = {"train": train, "grpo": grpo, "merge": merge, "evaluate": evaluate, "interact": interact}
+
+
+TRAINING_MODES = ("train", "grpo")  # the modes that train, under accelerate launch
 
 
 def parse_config(argv):
-    """(ExtraConfig, ModelConfig, SFTConfig) from --config FILE and command-line overrides."""
+    """(ExtraConfig, ModelConfig, SFTConfig or, for mode grpo, GRPOConfig) from --config FILE and command-line overrides."""
     import torch
     import yaml
-    from trl import ModelConfig, SFTConfig, TrlParser
+    from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
     class Parser(TrlParser):
         def error(self, message):  # argparse prints its whole usage; one line says more
             raise ConfigError(message)
 
-    parser = Parser((ExtraConfig, ModelConfig, SFTConfig))
+    parser = Parser((ExtraConfig, ModelConfig, GRPOConfig if requested_mode(argv) == "grpo" else SFTConfig))
     if not torch.cuda.is_available():
         parser.set_defaults(use_cpu=True)  # one model per launch, even with several CPU processes
     try:
@@ -80,6 +89,27 @@ def parse_config(argv):
     return extra, model_args, training_args
 
 
+def requested_mode(argv):
+    """The mode asked for, read before the full parse because it decides the third section: the last --mode on the
+    command line, else the config file's. An unreadable file says nothing here; the full parse reports it."""
+    import argparse
+
+    import yaml
+
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--mode")
+    peek.add_argument("--config")
+    known, _ = peek.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if known.mode or not known.config:
+        return known.mode
+    try:
+        with open(known.config) as file:
+            config = yaml.safe_load(file)
+    except (OSError, yaml.YAMLError):
+        return None
+    return config.get("mode") if isinstance(config, dict) else None
+
+
 def yaml_problem(error):
     """'FILE line L, column C: what is wrong' from PyYAML's several-line message."""
     mark = getattr(error, "problem_mark", None)
@@ -91,7 +121,7 @@ def main(argv=None):
     load_dotenv_if_present()
     try:
         extra, model_args, training_args = parse_config(argv)
-        if extra.mode == "train":
+        if extra.mode in TRAINING_MODES:
             check_devices(training_args)
             check_wandb(training_args)
             use_idle_cpu_cores()

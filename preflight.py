@@ -17,6 +17,8 @@ def check_devices(training_args):
         raise ConfigError("bf16: true needs a CUDA GPU, and none is visible; set bf16: false (as configs/gretelai/synthetic_text_to_sql/sft_cpu.yaml does) or pass --bf16 false")
     if training_args.use_liger_kernel:
         raise ConfigError("use_liger_kernel: true needs a CUDA GPU (Liger's Triton kernels), and none is visible; set use_liger_kernel: false")
+    if getattr(training_args, "use_vllm", False):  # GRPOConfig only
+        raise ConfigError("use_vllm: true needs a CUDA GPU (vLLM generates there), and none is visible; set use_vllm: false to generate with transformers (as configs/gretelai/synthetic_text_to_sql/grpo_cpu.yaml does)")
     if not training_args.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Without use_cpu, each process would run its own full training into the same output_dir.
         raise ConfigError("use_cpu: false with several processes and no CUDA GPU would train one independent model per process; set use_cpu: true (configs/accelerate_cpu.yaml)")
