@@ -61,8 +61,8 @@ def main():
             print(f"--- {name}", flush=True)
             report["settings"][name] = run_setting(model, overrides, stops, args, Path(tmp) / "out")
     print_report(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"grpo_speed-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"grpo_speed-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=1))
     print(f"JSON: {path}")
 
@@ -72,6 +72,7 @@ def parse_args():
     parser.add_argument("--model", default=str(SFT_DEFAULT), help="a model folder, or 'tiny' (default: the SFT default's output)")
     parser.add_argument("--steps", type=int, default=3, help="measured steps per setting (after one warm-up step)")
     parser.add_argument("--max-tokens", type=int, help="override every setting's max_completion_length (quick checks)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"folder for the JSON (default {RESULTS.relative_to(ROOT)})")
     return parser.parse_args()
 
 

@@ -2,13 +2,15 @@
 random Gemma 3 under accelerate (one process, two CPU processes), resumed from a checkpoint; the configs."""
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 
 import rewards
-from conftest import ROOT, run_main
+from conftest import ROOT, SUBPROCESS_ENV, run_main
 from rewards import ExecutionScores, Judge, execution_reward, format_reward, make_rewards
 from sandbox import Sandbox
 from test_config import error_of
@@ -173,6 +175,21 @@ def test_generation_stops_at_end_of_turn_and_label_only_log_probs_match_trl(tiny
                                                                              compute_entropy=True)[:2]
     for ours, trls in zip(traced["true"], traced["false"]):
         assert torch.allclose(ours[mask[:, -8:] == 1], trls[mask[:, -8:] == 1], atol=1e-5)
+
+
+def test_the_grpo_benchmark_prints_where_a_step_goes(tmp_path):
+    command = [sys.executable, "bench/grpo_speed.py", "--model", "tiny", "--steps", "1", "--max-tokens", "8",
+               "--results", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Made by: uv run python bench/grpo_speed.py --model tiny --steps 1" in done.stdout
+    [result] = tmp_path.glob("grpo_speed-*.json")
+    settings = json.loads(result.read_text())["settings"]
+    assert list(settings)[0] == "trl defaults" and list(settings)[-1] == "grpo_cpu.yaml"
+    for setting in settings.values():
+        parts = setting["seconds_per_step"]
+        assert parts["generation"] > 0 and parts["backward"] > 0
+        assert sum(parts[part] for part in ("generation", "rewards", "log-probs", "backward", "other")) == pytest.approx(parts["step"])
 
 
 # ---------------------------------------------------------------- configs
