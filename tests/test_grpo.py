@@ -25,6 +25,8 @@ GOLD = "SELECT a FROM t WHERE b = 'x'"
 END_OF_TURN_ID = 106
 SCORES = ExecutionScores(sample_rows=0.5, runs=0.1)
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+GREEDY = ("SELECT length(group_concat(printf('%.100000c', 'x'))) FROM "  # a string far past the sandbox's memory caps
+          "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) SELECT x FROM c)")
 
 
 def fenced(sql):
@@ -57,8 +59,9 @@ def test_execution_reward_scores_right_partly_right_wrong_and_empty(judge_batch)
 
 def test_hostile_sql_scores_zero_within_the_time_limit(judge_batch):
     started = time.monotonic()
-    hostile = [fenced(ENDLESS), fenced("SELECT load_extension('/tmp/x.so')"), fenced("ATTACH ':memory:' AS other")]
-    assert scores_of(judge_batch, hostile) == [0.0, 0.0, 0.0]
+    hostile = [fenced(ENDLESS), fenced(GREEDY), fenced("SELECT load_extension('/tmp/x.so')"),
+               fenced("ATTACH ':memory:' AS other")]
+    assert scores_of(judge_batch, hostile) == [0.0] * len(hostile)
     assert time.monotonic() - started < 20  # the sandbox's 2 s a query, not forever
 
 
