@@ -19,11 +19,13 @@ from pathlib import Path
 
 WINDOW = 100
 TOKEN = re.compile(r"'(?:[^']|'')*'|\d+(?:\.\d+)?|\w+|[^\s\w]")
-KEYWORDS = frozenset("""
+KEYWORDS = frozenset(
+    """
     SELECT DISTINCT FROM WHERE AND OR NOT IN IS NULL LIKE ILIKE BETWEEN EXISTS JOIN INNER LEFT RIGHT FULL OUTER CROSS ON
     AS GROUP BY HAVING ORDER ASC DESC LIMIT OFFSET CASE WHEN THEN ELSE END UNION INTERSECT EXCEPT ALL WITH OVER
     PARTITION ROWS INSERT INTO VALUES UPDATE SET DELETE CREATE TABLE VIEW INDEX ALTER ADD COLUMN DROP TRUE FALSE
-""".split())
+""".split()
+)
 STRING = re.compile(r"'(?:[^']|'')*'")
 CREATE_TABLE = re.compile(r"CREATE TABLE[^;]*", re.IGNORECASE)
 COLUMN_TYPE = re.compile(r"[(,]\s*[\w\"`]+\s+([A-Za-z]+)")
@@ -108,7 +110,7 @@ def window_counts(rows: list[dict]) -> dict[str, float]:
 
 def coverage(rows: list[dict]) -> dict[str, float]:
     """Each feature's count per 100 rows: the mean over the file's whole windows (a shorter file is one window)."""
-    windows = [rows[start:start + WINDOW] for start in range(0, max(len(rows) - WINDOW + 1, 1), WINDOW)]
+    windows = [rows[start : start + WINDOW] for start in range(0, max(len(rows) - WINDOW + 1, 1), WINDOW)]
     per_window = [window_counts(window) for window in windows]
     return {name: round(statistics.mean(counts[name] for counts in per_window), 1) for name in per_window[0]}
 
@@ -119,8 +121,7 @@ def load_rows(path: Path) -> list[dict]:
 
 def table(paths: list[Path]) -> str:
     figures = [coverage(load_rows(path)) for path in paths]
-    lines = ["| per 100 rows | " + " | ".join(path.name for path in paths) + " |",
-             "|---" * (len(paths) + 1) + "|"]
+    lines = ["| per 100 rows | " + " | ".join(path.name for path in paths) + " |", "|---" * (len(paths) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{column[name]:g}" for column in figures) + " |" for name in figures[0]]
     return "\n".join(lines)
 

@@ -54,13 +54,33 @@ TASK_TYPE = {
     "data manipulation": "inserting, updating, or deleting records",
     "data definition": "creating, altering, or dropping tables and other database objects",
 }
-TYPES = {"id": ("INT", "INTEGER", "INT"), "fk": ("INT", "INTEGER", "INT"), "int": ("INT", "INTEGER", "INT"),
-         "name": ("VARCHAR(50)", "VARCHAR(100)", "VARCHAR(255)", "TEXT"), "cat": ("VARCHAR(20)", "VARCHAR(50)", "VARCHAR(255)", "TEXT"),
-         "dec": ("DECIMAL(10,2)", "DECIMAL(12,2)", "FLOAT", "REAL"), "year": ("YEAR", "INT"), "date": ("DATE",),
-         "time": ("TIME",), "bool": ("BOOLEAN",)}
+TYPES = {
+    "id": ("INT", "INTEGER", "INT"),
+    "fk": ("INT", "INTEGER", "INT"),
+    "int": ("INT", "INTEGER", "INT"),
+    "name": ("VARCHAR(50)", "VARCHAR(100)", "VARCHAR(255)", "TEXT"),
+    "cat": ("VARCHAR(20)", "VARCHAR(50)", "VARCHAR(255)", "TEXT"),
+    "dec": ("DECIMAL(10,2)", "DECIMAL(12,2)", "FLOAT", "REAL"),
+    "year": ("YEAR", "INT"),
+    "date": ("DATE",),
+    "time": ("TIME",),
+    "bool": ("BOOLEAN",),
+}
 NUMBERS = ("int", "dec")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 # ---------------------------------------------------------------- schemas and sample rows
@@ -206,8 +226,12 @@ def draw_tables(rng: random.Random, vocabulary: dict, domain: dict, count: int) 
     for index, (name, spec) in enumerate(specs):
         parent = tables[0] if index and count > 1 else None
         table = build_table(rng, name, spec, vocabulary["pools"], camel, parent)
-        fill_rows(rng, table, rng.choice((1, 2, 3, 3, 4, 4, 5, 5)) if parent is None else rng.randint(2, 5),
-                  [row[0] for row in tables[0].rows] if parent else [])
+        fill_rows(
+            rng,
+            table,
+            rng.choice((1, 2, 3, 3, 4, 4, 5, 5)) if parent is None else rng.randint(2, 5),
+            [row[0] for row in tables[0].rows] if parent else [],
+        )
         tables.append(table)
     return tables
 
@@ -271,20 +295,30 @@ def text_predicate(rng: random.Random, ref: str, column: Column, values: list) -
     choice = rng.random()
     if choice < 0.15 and others:
         pair = sorted([value, rng.choice(others)])
-        return Part(f"{ref} IN ({literal(pair[0])}, {literal(pair[1])})",
-                    f"in {pair[0]} or {pair[1]}" if place else f"with a {phrase} of {pair[0]} or {pair[1]}")
+        return Part(
+            f"{ref} IN ({literal(pair[0])}, {literal(pair[1])})",
+            f"in {pair[0]} or {pair[1]}" if place else f"with a {phrase} of {pair[0]} or {pair[1]}",
+        )
     if choice < 0.27 and len(letters) >= 4:
         start = rng.randint(0, len(letters) - 3)
-        piece = letters[start:start + 3]
+        piece = letters[start : start + 3]
         if rng.random() < DIALECT_SHARE:  # PostgreSQL's case-insensitive LIKE
             return Part(f"{ref} ILIKE '%{piece.lower()}%'", f"whose {phrase} contains '{piece.lower()}' in any case")
         return Part(f"{ref} LIKE '%{piece}%'", f"whose {phrase} contains '{piece}'")
     if choice < 0.33:
         return Part(f"{ref} LIKE '{value[0]}%'", f"whose {phrase} starts with '{value[0]}'")
     if choice < 0.4 and others:
-        return Part(f"{ref} <> {literal(value)}", f"outside {value}" if place else f"with a {phrase} other than {value}")
-    return Part(f"{ref} = {literal(value)}", rng.choice(
-        [f"in {value}", f"from {value}"] if place else [f"with {phrase} '{value}'", f"whose {phrase} is {value}", f"in the '{value}' {phrase}"]))
+        return Part(
+            f"{ref} <> {literal(value)}", f"outside {value}" if place else f"with a {phrase} other than {value}"
+        )
+    return Part(
+        f"{ref} = {literal(value)}",
+        rng.choice(
+            [f"in {value}", f"from {value}"]
+            if place
+            else [f"with {phrase} '{value}'", f"whose {phrase} is {value}", f"in the '{value}' {phrase}"]
+        ),
+    )
 
 
 def number_predicate(rng: random.Random, ref: str, column: Column, values: list) -> Part:
@@ -294,9 +328,14 @@ def number_predicate(rng: random.Random, ref: str, column: Column, values: list)
         high = max(values)
         low = min(low, threshold(rng, values, column.kind))
         high = int(high) + 1 if column.kind == "dec" and high > 20 else high
-        return Part(f"{ref} BETWEEN {number(low)} AND {number(high)}", f"with {phrase} between {number(low)} and {number(high)}")
+        return Part(
+            f"{ref} BETWEEN {number(low)} AND {number(high)}", f"with {phrase} between {number(low)} and {number(high)}"
+        )
     if choice < 0.6:
-        return Part(f"{ref} > {number(low)}", rng.choice([f"with {phrase} over {number(low)}", f"whose {phrase} exceeds {number(low)}"]))
+        return Part(
+            f"{ref} > {number(low)}",
+            rng.choice([f"with {phrase} over {number(low)}", f"whose {phrase} exceeds {number(low)}"]),
+        )
     if choice < 0.8:
         return Part(f"{ref} < {number(low)}", f"with {phrase} below {number(low)}")
     return Part(f"{ref} >= {number(low)}", f"with {phrase} of at least {number(low)}")
@@ -310,11 +349,18 @@ def date_predicate(rng: random.Random, ref: str, column: Column, values: list) -
     if choice < 0.45:
         quarter = (day.month - 1) // 3
         end = datetime.date(day.year + (quarter == 3), (quarter * 3 + 3) % 12 + 1, 1) - datetime.timedelta(days=1)
-        return Part(f"{ref} BETWEEN '{day.year}-{quarter * 3 + 1:02d}-01' AND '{end.isoformat()}'", f"in Q{quarter + 1} {day.year}")
+        return Part(
+            f"{ref} BETWEEN '{day.year}-{quarter * 3 + 1:02d}-01' AND '{end.isoformat()}'",
+            f"in Q{quarter + 1} {day.year}",
+        )
     if choice < 0.55:
         if rng.random() < DIALECT_SHARE:  # MySQL's way to name a month
-            return Part(f"DATE_FORMAT({ref}, '%Y-%m') = '{day.year}-{day.month:02d}'", f"in {MONTHS[day.month - 1]} {day.year}")
-        return Part(f"strftime('%Y-%m', {ref}) = '{day.year}-{day.month:02d}'", f"in {MONTHS[day.month - 1]} {day.year}")
+            return Part(
+                f"DATE_FORMAT({ref}, '%Y-%m') = '{day.year}-{day.month:02d}'", f"in {MONTHS[day.month - 1]} {day.year}"
+            )
+        return Part(
+            f"strftime('%Y-%m', {ref}) = '{day.year}-{day.month:02d}'", f"in {MONTHS[day.month - 1]} {day.year}"
+        )
     if choice < 0.8:
         return Part(f"{ref} >= '{day.isoformat()}'", f"since {human_date(day.isoformat())}")
     return Part(f"{ref} < '{day.isoformat()}'", f"before {human_date(day.isoformat())}")
@@ -324,8 +370,11 @@ def predicate(rng: random.Random, table: Table, column: Column) -> Part | None:
     """A condition on the column that some sample row meets."""
     ref, values = table.q(column), table.values(column)
     if len(values) < len(table.rows) and rng.random() < 0.5:
-        return Part(f"{ref} IS NULL", f"with no {column.phrase} recorded") if rng.random() < 0.5 else \
-            Part(f"{ref} IS NOT NULL", f"with a {column.phrase} recorded")
+        return (
+            Part(f"{ref} IS NULL", f"with no {column.phrase} recorded")
+            if rng.random() < 0.5
+            else Part(f"{ref} IS NOT NULL", f"with a {column.phrase} recorded")
+        )
     if not values:
         return None
     if column.kind in ("name", "cat"):
@@ -336,14 +385,21 @@ def predicate(rng: random.Random, table: Table, column: Column) -> Part | None:
         return date_predicate(rng, ref, column, values)
     if column.kind == "year":
         year = rng.choice(values)
-        return rng.choice([Part(f"{ref} = {year}", f"from {year}"), Part(f"{ref} > {year}", f"after {year}"),
-                           Part(f"{ref} <= {year}", f"up to {year}")])
+        return rng.choice(
+            [
+                Part(f"{ref} = {year}", f"from {year}"),
+                Part(f"{ref} > {year}", f"after {year}"),
+                Part(f"{ref} <= {year}", f"up to {year}"),
+            ]
+        )
     if column.kind == "time":
         return Part(f"{ref} > '{rng.choice(values)}'", f"after {rng.choice(values)[:5]}")
     flag = rng.choice(values)
     word = column.phrase.removeprefix("is ").removeprefix("has ")
-    return Part(f"{ref} = {literal(flag, rng.choice((('TRUE', 'FALSE'), ('true', 'false'), ('1', '0'))))}",
-                f"that are {word}" if flag else f"that are not {word}")
+    return Part(
+        f"{ref} = {literal(flag, rng.choice((('TRUE', 'FALSE'), ('true', 'false'), ('1', '0'))))}",
+        f"that are {word}" if flag else f"that are not {word}",
+    )
 
 
 def predicates(rng: random.Random, table: Table, count: int, skip: tuple = ()) -> list[Part]:
@@ -373,24 +429,40 @@ def select_item(rng: random.Random, table: Table, column: Column) -> Part:
     alias = styled(words_of(column.name), False)
     if column.kind in NUMBERS:
         cut = threshold(rng, values, column.kind)
-        return rng.choice([
-            Part(f"CASE WHEN {ref} > {number(cut)} THEN 'High' ELSE 'Low' END AS {alias}_level",
-                 f"whether the {phrase} is high (over {number(cut)}) or low"),
-            Part(f"ROUND({ref} / 1000.0, 2) AS {alias}_thousands", f"the {phrase} in thousands"),
-            Part(f"COALESCE({ref}, 0) AS {alias}", f"the {phrase} (0 when missing)"),
-            Part(f"{ref} * 1.1 AS {alias}_increased", f"the {phrase} increased by 10%"),
-        ])
+        return rng.choice(
+            [
+                Part(
+                    f"CASE WHEN {ref} > {number(cut)} THEN 'High' ELSE 'Low' END AS {alias}_level",
+                    f"whether the {phrase} is high (over {number(cut)}) or low",
+                ),
+                Part(f"ROUND({ref} / 1000.0, 2) AS {alias}_thousands", f"the {phrase} in thousands"),
+                Part(f"COALESCE({ref}, 0) AS {alias}", f"the {phrase} (0 when missing)"),
+                Part(f"{ref} * 1.1 AS {alias}_increased", f"the {phrase} increased by 10%"),
+            ]
+        )
     if column.kind == "date":
-        return rng.choice([Part(f"strftime('%Y', {ref}) AS year", f"the year of the {phrase}"),
-                           Part(f"strftime('%m', {ref}) AS month", f"the month of the {phrase}")])
+        return rng.choice(
+            [
+                Part(f"strftime('%Y', {ref}) AS year", f"the year of the {phrase}"),
+                Part(f"strftime('%m', {ref}) AS month", f"the month of the {phrase}"),
+            ]
+        )
     if column.kind in ("name", "cat"):
         value = rng.choice(values)
         if rng.random() < DIALECT_SHARE:  # MySQL's CONCAT (SQLite has only ||)
-            return Part(f"CONCAT({ref}, ' (', {ref}, ')') AS {alias}_label", f"the {phrase} followed by itself in brackets")
-        return rng.choice([Part(f"UPPER({ref}) AS {alias}_upper", f"the {phrase} in capitals"),
-                           Part(f"LENGTH({ref}) AS {alias}_length", f"the length of the {phrase}"),
-                           Part(f"CASE WHEN {ref} = {literal(value)} THEN 'Yes' ELSE 'No' END AS is_{styled(words_of(value), False) or 'match'}",
-                                f"whether the {phrase} is {value}")])
+            return Part(
+                f"CONCAT({ref}, ' (', {ref}, ')') AS {alias}_label", f"the {phrase} followed by itself in brackets"
+            )
+        return rng.choice(
+            [
+                Part(f"UPPER({ref}) AS {alias}_upper", f"the {phrase} in capitals"),
+                Part(f"LENGTH({ref}) AS {alias}_length", f"the length of the {phrase}"),
+                Part(
+                    f"CASE WHEN {ref} = {literal(value)} THEN 'Yes' ELSE 'No' END AS is_{styled(words_of(value), False) or 'match'}",
+                    f"whether the {phrase} is {value}",
+                ),
+            ]
+        )
     return Part(ref, f"the {phrase}")
 
 
@@ -400,18 +472,26 @@ def aggregate(rng: random.Random, table: Table) -> Part:
     options = [Part("COUNT(*)", f"the number of {table.plural}")]
     for m in measures:
         ref, p = table.q(m), m.phrase
-        options += [Part(f"SUM({ref})", f"the total {p}"), Part(f"AVG({ref})", f"the average {p}"),
-                    Part(f"MAX({ref})", f"the highest {p}"), Part(f"MIN({ref})", f"the lowest {p}"),
-                    Part(f"ROUND(AVG({ref}), 2)", f"the average {p}, rounded to two decimals"),
-                    Part(f"MAX({ref}) - MIN({ref})", f"the gap between the highest and the lowest {p}")]
+        options += [
+            Part(f"SUM({ref})", f"the total {p}"),
+            Part(f"AVG({ref})", f"the average {p}"),
+            Part(f"MAX({ref})", f"the highest {p}"),
+            Part(f"MIN({ref})", f"the lowest {p}"),
+            Part(f"ROUND(AVG({ref}), 2)", f"the average {p}, rounded to two decimals"),
+            Part(f"MAX({ref}) - MIN({ref})", f"the gap between the highest and the lowest {p}"),
+        ]
         if m.kind == "int":
             options.append(Part(f"CAST(AVG({ref}) AS INTEGER)", f"the average {p} as a whole number"))
     for c in labels:
         options.append(Part(f"COUNT(DISTINCT {table.q(c)})", f"the number of different {c.phrase} values"))
         if c.kind == "cat" and (values := table.values(c)):
             value = rng.choice(values)
-            options.append(Part(f"100.0 * SUM(CASE WHEN {table.q(c)} = {literal(value)} THEN 1 ELSE 0 END) / COUNT(*)",
-                                f"the percentage of {table.plural} with {c.phrase} {value}"))
+            options.append(
+                Part(
+                    f"100.0 * SUM(CASE WHEN {table.q(c)} = {literal(value)} THEN 1 ELSE 0 END) / COUNT(*)",
+                    f"the percentage of {table.plural} with {c.phrase} {value}",
+                )
+            )
     if len(measures) >= 2:
         a, b = rng.sample(measures, 2)
         options.append(Part(f"SUM({table.q(a)} * {table.q(b)})", f"the total of {a.phrase} times {b.phrase}"))
@@ -446,7 +526,9 @@ class Query:
 
 
 def sentence(rng: random.Random, body: str, asking: bool = False) -> str:
-    verb = rng.choice(("What is",) if asking else ("List", "Show", "Find", "Display", "Identify", "Get", "Return", "Retrieve"))
+    verb = rng.choice(
+        ("What is",) if asking else ("List", "Show", "Find", "Display", "Identify", "Get", "Return", "Retrieve")
+    )
     text = f"{verb} {body}".strip()
     return text[0].upper() + text[1:] + ("?" if asking else ".")
 
@@ -462,7 +544,9 @@ def basic_select(rng: random.Random, tables: list[Table]) -> Query:
     distinct = len(items) == 1 and shown[0].kind == "cat" and rng.random() < 0.5
     sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(i.sql for i in items)} FROM {table.name}{where(conditions)}"
     what = ", ".join(i.words for i in items[:-1]) + (" and " if len(items) > 1 else "") + items[-1].words
-    body = f"{what.replace('the ', 'the distinct ', 1) if distinct else what} of {table.plural}{phrase_list(conditions)}"
+    body = (
+        f"{what.replace('the ', 'the distinct ', 1) if distinct else what} of {table.plural}{phrase_list(conditions)}"
+    )
     measures = table.of(*NUMBERS, "date")
     if measures and rng.random() < 0.35:
         key, descending = rng.choice(measures), rng.random() < 0.6
@@ -470,11 +554,19 @@ def basic_select(rng: random.Random, tables: list[Table]) -> Query:
         if rng.random() < 0.6:
             limit = rng.randint(1, 3)
             sql += f" LIMIT {limit}"
-            body = f"{what} of the {limit if limit > 1 else ''} {table.plural if limit > 1 else table.singular} with the {'highest' if descending else 'lowest'} {key.phrase}{phrase_list(conditions)}"
+            rows = f"{limit} {table.plural}" if limit > 1 else table.singular
+            extreme = "highest" if descending else "lowest"
+            body = f"{what} of the {rows} with the {extreme} {key.phrase}{phrase_list(conditions)}"
         else:
             body += ", " + order_words(key.phrase, descending)
-    return Query(sql, sentence(rng, " ".join(body.split())), "basic SQL", "data retrieval",
-                 f"This query selects {what} from {table.name}" + (f", keeping rows{phrase_list(conditions)}." if conditions else "."))
+    return Query(
+        sql,
+        sentence(rng, " ".join(body.split())),
+        "basic SQL",
+        "data retrieval",
+        f"This query selects {what} from {table.name}"
+        + (f", keeping rows{phrase_list(conditions)}." if conditions else "."),
+    )
 
 
 def grouping(rng: random.Random, table: Table, measured: str) -> tuple[list[str], str]:
@@ -487,7 +579,9 @@ def grouping(rng: random.Random, table: Table, measured: str) -> tuple[list[str]
     if not keys:
         return [], ""
     chosen = rng.sample(keys, 2 if len(keys) > 1 and rng.random() < 0.15 else 1)
-    return [table.q(c) for c in chosen], rng.choice(("for each ", "by ", "per ")) + " and ".join(c.phrase for c in chosen)
+    return [table.q(c) for c in chosen], rng.choice(("for each ", "by ", "per ")) + " and ".join(
+        c.phrase for c in chosen
+    )
 
 
 def aggregation(rng: random.Random, tables: list[Table]) -> Query:
@@ -497,7 +591,9 @@ def aggregation(rng: random.Random, tables: list[Table]) -> Query:
     # Conditions and groups on the column the aggregate reads would make it trivial.
     keys, key_words = grouping(rng, table, measure.sql) if rng.random() < 0.9 else ([], "")
     used = measure.sql + " ".join(keys)
-    conditions = predicates(rng, table, condition_count(rng), skip=tuple(c.name for c in table.columns if c.name in used))
+    conditions = predicates(
+        rng, table, condition_count(rng), skip=tuple(c.name for c in table.columns if c.name in used)
+    )
     item = f"{measure.sql} AS {alias_for(measure.words)}" if rng.random() < 0.4 else measure.sql
     sql = f"SELECT {', '.join([*keys, item])} FROM {table.name}{where(conditions)}"
     of_scope = "" if table.plural in measure.words else f" of {table.plural}"
@@ -515,8 +611,13 @@ def aggregation(rng: random.Random, tables: list[Table]) -> Query:
                 body += f", and keep only the one with the {'highest' if descending else 'lowest'} value"
             else:
                 body += ", " + order_words("that value", descending)
-    return Query(sql, count_question(rng, sql, body, table), "aggregation", "analytics and reporting",
-                 f"This query aggregates the rows of {table.name}" + (" by group." if "GROUP BY" in sql else "."))
+    return Query(
+        sql,
+        count_question(rng, sql, body, table),
+        "aggregation",
+        "analytics and reporting",
+        f"This query aggregates the rows of {table.name}" + (" by group." if "GROUP BY" in sql else "."),
+    )
 
 
 def count_question(rng: random.Random, sql: str, body: str, table: Table) -> str:
@@ -529,7 +630,9 @@ def count_question(rng: random.Random, sql: str, body: str, table: Table) -> str
 def aliases(rng: random.Random, tables: list[Table]) -> None:
     full = rng.random() < 0.3
     for index, table in enumerate(tables):
-        table.ref = table.name if full else (words_of(table.name)[0][0] + (str(index + 1) if rng.random() < 0.2 else ""))
+        table.ref = (
+            table.name if full else (words_of(table.name)[0][0] + (str(index + 1) if rng.random() < 0.2 else ""))
+        )
     if len({t.ref for t in tables}) < len(tables):
         for index, table in enumerate(tables):
             table.ref = f"t{index + 1}"
@@ -545,7 +648,9 @@ def joined(rng: random.Random, tables: list[Table]) -> Query:
     aliases(rng, tables)
     parent, children = tables[0], tables[1:]
     outer = rng.random() < 0.25
-    source = parent.source() + "".join(join_clause(rng, parent, child, outer and i == 0) for i, child in enumerate(children))
+    source = parent.source() + "".join(
+        join_clause(rng, parent, child, outer and i == 0) for i, child in enumerate(children)
+    )
     child = children[0]
     conditions = predicates(rng, parent, rng.choice((0, 1, 1))) + predicates(rng, child, rng.choice((0, 0, 1)))
     complexity = "single join" if len(children) == 1 else "multiple_joins"
@@ -557,21 +662,33 @@ def joined(rng: random.Random, tables: list[Table]) -> Query:
         if outer and total.startswith(("SUM(", "AVG(")):
             total = f"COALESCE({total}, 0)"
         sql = f"SELECT {parent.q(label)}, {total} AS {alias_for(measure.words)} FROM {source}{where(conditions)} GROUP BY {parent.q(label)}"
-        body = f"{measure.words} for each {without_repeats(parent.singular + ' ' + label.phrase)}{phrase_list(conditions)}"
+        body = (
+            f"{measure.words} for each {without_repeats(parent.singular + ' ' + label.phrase)}{phrase_list(conditions)}"
+        )
         if outer:
             body += f", including {parent.plural} without any {child.plural}"
         if rng.random() < 0.35:
             descending = rng.random() < 0.7
             sql += f" ORDER BY {alias_for(measure.words)}{' DESC' if descending else ''}"
             body += ", " + order_words("that value", descending)
-        return Query(sql, sentence(rng, body, asking=rng.random() < 0.4), complexity, "analytics and reporting",
-                     f"This query joins {' and '.join(t.name for t in tables)} and aggregates per {parent.singular}.")
+        return Query(
+            sql,
+            sentence(rng, body, asking=rng.random() < 0.4),
+            complexity,
+            "analytics and reporting",
+            f"This query joins {' and '.join(t.name for t in tables)} and aggregates per {parent.singular}.",
+        )
     shown = [rng.choice(labels)] + rng.sample(child.of(*NUMBERS, "date", "cat", "name") or child.of("id"), 1)
     items = [select_item(rng, parent, shown[0]), select_item(rng, child, shown[1])]
     sql = f"SELECT {items[0].sql}, {items[1].sql} FROM {source}{where(conditions)}"
     body = f"{items[0].words} of {parent.plural} and {items[1].words} of their {child.plural}{phrase_list(conditions)}"
-    return Query(sql, sentence(rng, body), complexity, "data retrieval",
-                 f"This query joins {' and '.join(t.name for t in tables)} on the {parent.singular} ID.")
+    return Query(
+        sql,
+        sentence(rng, body),
+        complexity,
+        "data retrieval",
+        f"This query joins {' and '.join(t.name for t in tables)} on the {parent.singular} ID.",
+    )
 
 
 def subquery(rng: random.Random, tables: list[Table]) -> Query:
@@ -584,40 +701,60 @@ def subquery(rng: random.Random, tables: list[Table]) -> Query:
         child = tables[1]
         condition = predicates(rng, child, 1)
         if rng.random() < 0.5 and condition:
-            sql = (f"SELECT {label.name} FROM {parent.name} WHERE {parent.columns[0].name} IN "
-                   f"(SELECT {child.columns[1].name} FROM {child.name} WHERE {condition[0].sql})")
+            sql = (
+                f"SELECT {label.name} FROM {parent.name} WHERE {parent.columns[0].name} IN "
+                f"(SELECT {child.columns[1].name} FROM {child.name} WHERE {condition[0].sql})"
+            )
             body = f"the {label.phrase} of {parent.plural} that have {child.plural}{phrase_list(condition)}"
         else:
             parent.ref, child.ref = "p", "c"
             negate = rng.random() < 0.5
-            sql = (f"SELECT {parent.q(label)} FROM {parent.source()} WHERE {'NOT ' if negate else ''}EXISTS "
-                   f"(SELECT 1 FROM {child.source()} WHERE {child.q(child.columns[1])} = {parent.q(parent.columns[0])})")
+            sql = (
+                f"SELECT {parent.q(label)} FROM {parent.source()} WHERE {'NOT ' if negate else ''}EXISTS "
+                f"(SELECT 1 FROM {child.source()} WHERE {child.q(child.columns[1])} = {parent.q(parent.columns[0])})"
+            )
             body = f"the {label.phrase} of {parent.plural} {'without any' if negate else 'with at least one'} {child.singular}"
-        return Query(sql, sentence(rng, body), "subqueries", "data retrieval",
-                     f"This query filters {parent.name} with a subquery on {child.name}.")
+        return Query(
+            sql,
+            sentence(rng, body),
+            "subqueries",
+            "data retrieval",
+            f"This query filters {parent.name} with a subquery on {child.name}.",
+        )
     if not measures:
         return aggregation(rng, tables[:1])
     measure = rng.choice(measures)
     keys = parent.of("cat")
     if choice < 0.6 and keys:
         key = rng.choice(keys)
-        sql = (f"SELECT {label.name}, {measure.name} FROM {parent.name} t WHERE {measure.name} > "
-               f"(SELECT AVG({measure.name}) FROM {parent.name} WHERE {key.name} = t.{key.name})")
+        sql = (
+            f"SELECT {label.name}, {measure.name} FROM {parent.name} t WHERE {measure.name} > "
+            f"(SELECT AVG({measure.name}) FROM {parent.name} WHERE {key.name} = t.{key.name})"
+        )
         body = f"the {parent.plural} whose {measure.phrase} is above the average of their {key.phrase}, with that {measure.phrase}"
     elif choice < 0.75 and keys:
         key = rng.choice(keys)
-        sql = (f"SELECT MAX(total) FROM (SELECT {key.name}, SUM({measure.name}) AS total FROM {parent.name} "
-               f"GROUP BY {key.name}) AS totals")
+        sql = (
+            f"SELECT MAX(total) FROM (SELECT {key.name}, SUM({measure.name}) AS total FROM {parent.name} "
+            f"GROUP BY {key.name}) AS totals"
+        )
         body = f"the largest total {measure.phrase} of any {key.phrase}"
     else:
         extreme = rng.choice(("AVG", "MAX", "MIN"))
         comparison = {"AVG": ">", "MAX": "=", "MIN": "="}[extreme]
         sql = f"SELECT {label.name} FROM {parent.name} WHERE {measure.name} {comparison} (SELECT {extreme}({measure.name}) FROM {parent.name})"
-        body = {"AVG": f"the {label.phrase} of {parent.plural} with a {measure.phrase} above the average",
-                "MAX": f"the {label.phrase} of the {parent.singular} with the highest {measure.phrase}",
-                "MIN": f"the {label.phrase} of the {parent.singular} with the lowest {measure.phrase}"}[extreme]
-    return Query(sql, sentence(rng, body), "subqueries", "analytics and reporting",
-                 f"This query compares each row of {parent.name} with a subquery's aggregate.")
+        body = {
+            "AVG": f"the {label.phrase} of {parent.plural} with a {measure.phrase} above the average",
+            "MAX": f"the {label.phrase} of the {parent.singular} with the highest {measure.phrase}",
+            "MIN": f"the {label.phrase} of the {parent.singular} with the lowest {measure.phrase}",
+        }[extreme]
+    return Query(
+        sql,
+        sentence(rng, body),
+        "subqueries",
+        "analytics and reporting",
+        f"This query compares each row of {parent.name} with a subquery's aggregate.",
+    )
 
 
 def common_table(rng: random.Random, tables: list[Table]) -> Query:
@@ -627,11 +764,18 @@ def common_table(rng: random.Random, tables: list[Table]) -> Query:
         return aggregation(rng, tables[:1])
     key, measure = rng.choice(keys), rng.choice(measures)
     name = rng.choice(("totals", "summary", f"{words_of(key.name)[-1]}_totals"))
-    sql = (f"WITH {name} AS (SELECT {key.name}, SUM({measure.name}) AS total FROM {table.name} GROUP BY {key.name}) "
-           f"SELECT {key.name}, total FROM {name} WHERE total >= (SELECT AVG(total) FROM {name})")
+    sql = (
+        f"WITH {name} AS (SELECT {key.name}, SUM({measure.name}) AS total FROM {table.name} GROUP BY {key.name}) "
+        f"SELECT {key.name}, total FROM {name} WHERE total >= (SELECT AVG(total) FROM {name})"
+    )
     body = f"each {key.phrase} whose total {measure.phrase} is at least the average over all {key.phrase} values, with its total"
-    return Query(sql, sentence(rng, body), "CTEs", "analytics and reporting",
-                 f"This query totals {measure.phrase} per {key.phrase} in a CTE and keeps totals at or above their average.")
+    return Query(
+        sql,
+        sentence(rng, body),
+        "CTEs",
+        "analytics and reporting",
+        f"This query totals {measure.phrase} per {key.phrase} in a CTE and keeps totals at or above their average.",
+    )
 
 
 def window(rng: random.Random, tables: list[Table]) -> Query:
@@ -641,19 +785,44 @@ def window(rng: random.Random, tables: list[Table]) -> Query:
     if not measures:
         return basic_select(rng, tables[:1])
     m = rng.choice(measures)
-    options = [(f"RANK() OVER (ORDER BY {m.name} DESC) AS rank_by_{alias_for(m.phrase)}", f"their rank by {m.phrase}, highest first"),
-               (f"SUM({m.name}) OVER (ORDER BY {table.columns[0].name}) AS running_total", f"a running total of {m.phrase} in ID order")]
+    options = [
+        (
+            f"RANK() OVER (ORDER BY {m.name} DESC) AS rank_by_{alias_for(m.phrase)}",
+            f"their rank by {m.phrase}, highest first",
+        ),
+        (
+            f"SUM({m.name}) OVER (ORDER BY {table.columns[0].name}) AS running_total",
+            f"a running total of {m.phrase} in ID order",
+        ),
+    ]
     if keys:
         k = rng.choice(keys)
-        options += [(f"AVG({m.name}) OVER (PARTITION BY {k.name}) AS avg_in_{alias_for(k.phrase)}", f"the average {m.phrase} of their {k.phrase}"),
-                    (f"DENSE_RANK() OVER (PARTITION BY {k.name} ORDER BY {m.name} DESC) AS rank_in_{alias_for(k.phrase)}", f"their rank by {m.phrase} within their {k.phrase}")]
+        options += [
+            (
+                f"AVG({m.name}) OVER (PARTITION BY {k.name}) AS avg_in_{alias_for(k.phrase)}",
+                f"the average {m.phrase} of their {k.phrase}",
+            ),
+            (
+                f"DENSE_RANK() OVER (PARTITION BY {k.name} ORDER BY {m.name} DESC) AS rank_in_{alias_for(k.phrase)}",
+                f"their rank by {m.phrase} within their {k.phrase}",
+            ),
+        ]
     if dates:
-        options.append((f"LAG({m.name}) OVER (ORDER BY {dates[0].name}) AS previous_{alias_for(m.phrase)}",
-                        f"the {m.phrase} of the previous {table.singular} by {dates[0].phrase}"))
+        options.append(
+            (
+                f"LAG({m.name}) OVER (ORDER BY {dates[0].name}) AS previous_{alias_for(m.phrase)}",
+                f"the {m.phrase} of the previous {table.singular} by {dates[0].phrase}",
+            )
+        )
     item, words = rng.choice(options)
     sql = f"SELECT {label.name}, {m.name}, {item} FROM {table.name}"
-    return Query(sql, sentence(rng, f"the {label.phrase} and {m.phrase} of each {table.singular}, with {words}"),
-                 "window functions", "analytics and reporting", f"This query uses a window function over {table.name}.")
+    return Query(
+        sql,
+        sentence(rng, f"the {label.phrase} and {m.phrase} of each {table.singular}, with {words}"),
+        "window functions",
+        "analytics and reporting",
+        f"This query uses a window function over {table.name}.",
+    )
 
 
 def set_operation(rng: random.Random, tables: list[Table]) -> Query:
@@ -666,19 +835,33 @@ def set_operation(rng: random.Random, tables: list[Table]) -> Query:
     operator, joint = rng.choice((("UNION", "or"), ("INTERSECT", "and also"), ("EXCEPT", "but not")))
     sql = f"SELECT {label.name} FROM {table.name} WHERE {first.sql} {operator} SELECT {label.name} FROM {table.name} WHERE {second.sql}"
     body = f"the {label.phrase} of {table.plural} {first.words}, {joint} those {second.words}"
-    return Query(sql, sentence(rng, body), "set operations", "data retrieval",
-                 f"This query combines two selections from {table.name} with {operator}.")
+    return Query(
+        sql,
+        sentence(rng, body),
+        "set operations",
+        "data retrieval",
+        f"This query combines two selections from {table.name} with {operator}.",
+    )
 
 
 def data_change(rng: random.Random, tables: list[Table]) -> Query:
     table = tables[0]
     choice = rng.random()
     if choice < 0.4 or not table.rows:
-        values = [len(table.rows) + 1 if c.kind == "id" else draw_value(rng, c, set()) if c.kind != "fk" else 1 for c in table.columns]
+        values = [
+            len(table.rows) + 1 if c.kind == "id" else draw_value(rng, c, set()) if c.kind != "fk" else 1
+            for c in table.columns
+        ]
         names = ", ".join(c.name for c in table.columns)
         sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(literal(v) for v in values)})"
-        described = ", ".join(f"{c.phrase} {({True: 'yes', False: 'no'}.get(v, v) if isinstance(v, (bool, str)) else number(v))}" for c, v in zip(table.columns, values) if c.kind not in ("id", "fk"))
-        prompt = rng.choice(("Insert a new {s} with {d}.", "Add a {s} record: {d}.", "Insert a record for a new {s} ({d}).")).format(s=table.singular, d=described)
+        described = ", ".join(
+            f"{c.phrase} { ({True: 'yes', False: 'no'}.get(v, v) if isinstance(v, (bool, str)) else number(v)) }"
+            for c, v in zip(table.columns, values)
+            if c.kind not in ("id", "fk")
+        )
+        prompt = rng.choice(
+            ("Insert a new {s} with {d}.", "Add a {s} record: {d}.", "Insert a record for a new {s} ({d}).")
+        ).format(s=table.singular, d=described)
         return Query(sql, prompt, "basic SQL", "data manipulation", f"This statement adds one row to {table.name}.")
     conditions = predicates(rng, table, rng.choice((1, 1, 2)))
     if choice < 0.7 and (measures := table.of(*NUMBERS)):
@@ -688,7 +871,9 @@ def data_change(rng: random.Random, tables: list[Table]) -> Query:
         prompt = f"Increase the {m.phrase} of {table.plural}{phrase_list(conditions)} by {percent}%."
         return Query(sql, prompt, "basic SQL", "data manipulation", f"This statement updates {m.name} in {table.name}.")
     sql = f"DELETE FROM {table.name}{where(conditions)}"
-    prompt = rng.choice(("Delete {p}{c}.", "Remove all {p}{c}.", "Delete records of {p}{c}.")).format(p=table.plural, c=phrase_list(conditions))
+    prompt = rng.choice(("Delete {p}{c}.", "Remove all {p}{c}.", "Delete records of {p}{c}.")).format(
+        p=table.plural, c=phrase_list(conditions)
+    )
     return Query(sql, prompt, "basic SQL", "data manipulation", f"This statement deletes rows of {table.name}.")
 
 
@@ -697,7 +882,9 @@ def data_definition(rng: random.Random, tables: list[Table]) -> Query:
     choice = rng.random()
     if choice < 0.3:
         conditions = predicates(rng, table, 1)
-        view = "_".join([*words_of(table.name)[-1:], *(alias_for(conditions[0].words).split("_")[:2] if conditions else ["view"])])
+        view = "_".join(
+            [*words_of(table.name)[-1:], *(alias_for(conditions[0].words).split("_")[:2] if conditions else ["view"])]
+        )
         label = (table.of("name", "cat") or table.of("id"))[0]
         sql = f"CREATE VIEW {view} AS SELECT {label.name} FROM {table.name}{where(conditions)}"
         prompt = f"Create a view named {view} with the {label.phrase} of {table.plural}{phrase_list(conditions)}."
@@ -715,14 +902,31 @@ def data_definition(rng: random.Random, tables: list[Table]) -> Query:
         name = f"{words_of(table.name)[-1]}_archive"
         columns = ", ".join(f"{c.name} {c.sql_type}" for c in table.columns[:3])
         sql = f"CREATE TABLE {name} ({columns})"
-        prompt = f"Create a table {name} with the columns {', '.join(c.name for c in table.columns[:3])} of {table.name}."
-    return Query(sql, prompt, "basic SQL", "data definition", f"This statement changes the schema: {sql.split(' (')[0].split(' AS ')[0]}.")
+        prompt = (
+            f"Create a table {name} with the columns {', '.join(c.name for c in table.columns[:3])} of {table.name}."
+        )
+    return Query(
+        sql,
+        prompt,
+        "basic SQL",
+        "data definition",
+        f"This statement changes the schema: {sql.split(' (')[0].split(' AS ')[0]}.",
+    )
 
 
 # (shape, table count, weight): reads make most rows, data changes and definitions a minority, as in gretel.
-SHAPES = ((basic_select, 1, 0.18), (aggregation, 1, 0.32), (joined, 2, 0.25), (joined, 3, 0.08), (subquery, 2, 0.12),
-          (common_table, 1, 0.03), (window, 1, 0.06), (set_operation, 1, 0.03), (data_change, 1, 0.06),
-          (data_definition, 1, 0.04))
+SHAPES = (
+    (basic_select, 1, 0.18),
+    (aggregation, 1, 0.32),
+    (joined, 2, 0.25),
+    (joined, 3, 0.08),
+    (subquery, 2, 0.12),
+    (common_table, 1, 0.03),
+    (window, 1, 0.06),
+    (set_operation, 1, 0.03),
+    (data_change, 1, 0.06),
+    (data_definition, 1, 0.04),
+)
 
 
 # ---------------------------------------------------------------- verification and rows
@@ -753,7 +957,9 @@ def holds(sandbox: Sandbox, context: str, reverse_context: str, sql: str, writes
         if multiset(again) != multiset(result):
             return False
         if " LIMIT " in runnable:
-            ascending, descending = sandbox.run_all([Job(schema, (v,)) for v in tie_broken(runnable, len(result.columns))])
+            ascending, descending = sandbox.run_all(
+                [Job(schema, (v,)) for v in tie_broken(runnable, len(result.columns))]
+            )
             return multiset(ascending.results[0]) == multiset(descending.results[0])
         return True
     except SandboxError:
@@ -766,21 +972,33 @@ def draw_row(rng: random.Random, vocabulary: dict, domains: list[dict], sandbox:
     tables = draw_tables(rng, vocabulary, domain, count)
     query = shape(rng, tables)
     writes = query.task in ("data manipulation", "data definition")
-    with_rows = not (writes and query.sql.startswith(("INSERT", "CREATE", "ALTER")) and rng.random() < EMPTY_CONTEXT_SHARE)
+    with_rows = not (
+        writes and query.sql.startswith(("INSERT", "CREATE", "ALTER")) and rng.random() < EMPTY_CONTEXT_SHARE
+    )
     state = rng.getstate()
     context = render_context(rng, tables, with_rows)
     rng.setstate(state)  # the reversed context is written alike, only its rows in reverse order
     reverse_context = render_context(rng, reversed_rows(tables), with_rows)
     if len(context) > MAX_CONTEXT_CHARS or not holds(sandbox, context, reverse_context, query.sql, writes):
         return None
-    return {"id": 0, "domain": domain["name"], "domain_description": domain["about"],
-            "sql_complexity": query.complexity, "sql_complexity_description": COMPLEXITY[query.complexity],
-            "sql_task_type": query.task, "sql_task_type_description": TASK_TYPE[query.task],
-            "sql_prompt": query.prompt, "sql_context": context, "sql": query.sql, "sql_explanation": query.explanation}
+    return {
+        "id": 0,
+        "domain": domain["name"],
+        "domain_description": domain["about"],
+        "sql_complexity": query.complexity,
+        "sql_complexity_description": COMPLEXITY[query.complexity],
+        "sql_task_type": query.task,
+        "sql_task_type_description": TASK_TYPE[query.task],
+        "sql_prompt": query.prompt,
+        "sql_context": context,
+        "sql": query.sql,
+        "sql_explanation": query.explanation,
+    }
 
 
-def generate_split(rng: random.Random, vocabulary: dict, domains: list[dict], count: int, first_id: int,
-                   seen: set, sandbox: Sandbox) -> list[dict]:
+def generate_split(
+    rng: random.Random, vocabulary: dict, domains: list[dict], count: int, first_id: int, seen: set, sandbox: Sandbox
+) -> list[dict]:
     rows: list[dict] = []
     for _ in range(50 * count):
         if len(rows) == count:
@@ -819,7 +1037,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/synthetic_text_to_sql"), help="folder for train.jsonl and test.jsonl")
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/synthetic_text_to_sql"), help="folder for train.jsonl and test.jsonl"
+    )
     parser.add_argument("--train", type=int, default=2000, help="number of training rows")
     parser.add_argument("--test", type=int, default=200, help="number of test rows")
     parser.add_argument("--seed", type=int, default=42)
@@ -828,7 +1048,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, rows in generate(args.train, args.test, args.seed).items():
         write_jsonl(args.out / f"{name}.jsonl", rows)
         counts = Counter(row["sql_complexity"] for row in rows)
-        print(f"{name}: {len(rows)} rows, {len({r['domain'] for r in rows})} domains; " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+        print(
+            f"{name}: {len(rows)} rows, {len({r['domain'] for r in rows})} domains; "
+            + ", ".join(f"{k} {v}" for k, v in counts.most_common())
+        )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,19 @@ GENERATOR = ROOT / "data" / "generate_synthetic_sql.py"
 DATA_DIR = ROOT / "data" / "synthetic_text_to_sql"
 COMMAND_START = "uv run python data/generate_synthetic_sql.py "
 SPLIT_SIZES = {"train": 2000, "test": 200}
-GRETEL_COLUMNS = ["id", "domain", "domain_description", "sql_complexity", "sql_complexity_description",
-                  "sql_task_type", "sql_task_type_description", "sql_prompt", "sql_context", "sql",
-                  "sql_explanation"]
+GRETEL_COLUMNS = [
+    "id",
+    "domain",
+    "domain_description",
+    "sql_complexity",
+    "sql_complexity_description",
+    "sql_task_type",
+    "sql_task_type_description",
+    "sql_prompt",
+    "sql_context",
+    "sql",
+    "sql_explanation",
+]
 TABLE_NAME = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", re.IGNORECASE)
 
 
@@ -43,8 +53,11 @@ def all_rows(splits) -> list[dict]:
 
 def readme_command():
     """The generator's arguments as the data README gives them (its one line that runs the generator)."""
-    [line] = [line for line in (DATA_DIR / "README.md").read_text(encoding="utf-8").splitlines()
-              if line.startswith(COMMAND_START)]
+    [line] = [
+        line
+        for line in (DATA_DIR / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith(COMMAND_START)
+    ]
     return shlex.split(line.removeprefix(COMMAND_START))
 
 
@@ -55,15 +68,22 @@ def test_the_readme_command_regenerates_identical_files(tmp_path):
     args[out] = str(tmp_path)
     # A different hash seed proves the output does not depend on set or dict hashing order.
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run([sys.executable, str(GENERATOR), *args], check=True, capture_output=True, env=env, timeout=300, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, str(GENERATOR), *args], check=True, capture_output=True, env=env, timeout=300, cwd=ROOT
+    )
     for name in SPLIT_SIZES:
         regenerated = (tmp_path / f"{name}.jsonl").read_bytes()
         assert regenerated == (DATA_DIR / f"{name}.jsonl").read_bytes(), f"{name}.jsonl differs"
 
 
 def test_another_seed_gives_other_rows(tmp_path):
-    subprocess.run([sys.executable, str(GENERATOR), "--out", str(tmp_path), "--train", "20", "--test", "5", "--seed", "7"],
-                   check=True, capture_output=True, timeout=120, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--out", str(tmp_path), "--train", "20", "--test", "5", "--seed", "7"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     prompts = {json.loads(line)["sql_prompt"] for line in (tmp_path / "train.jsonl").read_text().splitlines()}
     assert len(prompts) == 20 and not prompts & {row["sql_prompt"] for row in load_split("train")[:20]}
 
@@ -96,8 +116,13 @@ def test_contexts_are_gretel_style_and_short(all_rows):
 
 def statement_kind(sql: str) -> str:
     first = sql.split(None, 1)[0].upper()
-    return {"INSERT": "data manipulation", "UPDATE": "data manipulation", "DELETE": "data manipulation",
-            "CREATE": "data definition", "ALTER": "data definition"}.get(first, "read")
+    return {
+        "INSERT": "data manipulation",
+        "UPDATE": "data manipulation",
+        "DELETE": "data manipulation",
+        "CREATE": "data definition",
+        "ALTER": "data definition",
+    }.get(first, "read")
 
 
 def test_every_gold_runs_as_the_judge_runs_it(all_rows):
@@ -109,7 +134,9 @@ def test_every_gold_runs_as_the_judge_runs_it(all_rows):
         if not gold.writes:
             assert any(v is not None for r in gold.expected.rows for v in r), f"empty answer for row {row['id']}"
         if " LIMIT " in row["sql"] and gold.expected.ties:
-            assert all(len(alternatives) == 1 for *_, alternatives in gold.expected.ties), f"LIMIT cuts a tie in row {row['id']}"
+            assert all(len(alternatives) == 1 for *_, alternatives in gold.expected.ties), (
+                f"LIMIT cuts a tie in row {row['id']}"
+            )
 
 
 def test_task_type_matches_the_statement(all_rows):
@@ -143,15 +170,52 @@ def test_variety(splits):
     train = splits["train"]
     assert len({row["domain"] for row in train}) >= 100
     assert set(Counter(row["sql_complexity"] for row in train)) == {
-        "basic SQL", "aggregation", "single join", "multiple_joins", "subqueries", "CTEs", "window functions",
-        "set operations"}
+        "basic SQL",
+        "aggregation",
+        "single join",
+        "multiple_joins",
+        "subqueries",
+        "CTEs",
+        "window functions",
+        "set operations",
+    }
     task_types = Counter(row["sql_task_type"] for row in train)
     assert set(task_types) == {"data retrieval", "analytics and reporting", "data manipulation", "data definition"}
-    assert task_types["data manipulation"] + task_types["data definition"] < 0.2 * len(train)  # a minority, as in gretel
-    for construct in (" JOIN ", "LEFT JOIN", "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "DISTINCT", "LIKE", "BETWEEN",
-                      " IN (", "IS NULL", "CASE WHEN", "COUNT(DISTINCT", "ROUND(", "COALESCE(", "(SELECT", "EXISTS",
-                      "WITH ", " OVER (", "PARTITION BY", "UNION", "INTERSECT", "EXCEPT", "INSERT INTO", "UPDATE ",
-                      "DELETE FROM", "CREATE TABLE", "CREATE VIEW", "CREATE INDEX", "ALTER TABLE"):
+    assert task_types["data manipulation"] + task_types["data definition"] < 0.2 * len(
+        train
+    )  # a minority, as in gretel
+    for construct in (
+        " JOIN ",
+        "LEFT JOIN",
+        "GROUP BY",
+        "HAVING",
+        "ORDER BY",
+        "LIMIT",
+        "DISTINCT",
+        "LIKE",
+        "BETWEEN",
+        " IN (",
+        "IS NULL",
+        "CASE WHEN",
+        "COUNT(DISTINCT",
+        "ROUND(",
+        "COALESCE(",
+        "(SELECT",
+        "EXISTS",
+        "WITH ",
+        " OVER (",
+        "PARTITION BY",
+        "UNION",
+        "INTERSECT",
+        "EXCEPT",
+        "INSERT INTO",
+        "UPDATE ",
+        "DELETE FROM",
+        "CREATE TABLE",
+        "CREATE VIEW",
+        "CREATE INDEX",
+        "ALTER TABLE",
+    ):
         assert sum(construct in row["sql"] for row in train) >= 5, construct
     # Phrasings vary: most questions are distinct strings.
     assert len({row["sql_prompt"] for row in train}) >= 0.9 * len(train)
