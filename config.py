@@ -27,7 +27,8 @@ AT_LEAST = {
     "learning_rate": 0, "num_train_epochs": 0, "warmup_steps": 0, "weight_decay": 0, "max_grad_norm": 0,
     "max_length": 1, "dataloader_num_workers": 0, "lora_r": 1, "lora_alpha": 0, "lora_dropout": 0,
     "train_samples": 1, "eval_samples": 1,
-    "eval_limit": 1, "eval_max_tokens": 1, "eval_concurrency": 1, "chat_max_tokens": 1, "port": 1,
+    "eval_limit": 1, "eval_max_tokens": 1, "eval_concurrency": 1, "eval_candidates": 1, "eval_temperature": 0,
+    "chat_max_tokens": 1, "port": 1,
     "max_completion_length": 1, "reward_sample_rows": 0, "reward_sql_runs": 0,
 }
 
@@ -95,6 +96,10 @@ class ExtraConfig:
     eval_limit: int | None = field(default=None, metadata={"help": "evaluate: only the first N test rows."})
     eval_max_tokens: int = field(default=256, metadata={"help": "evaluate: most tokens per answer."})
     eval_concurrency: int = field(default=16, metadata={"help": "evaluate: requests in flight at once (the server batches them)."})
+    eval_candidates: int = field(default=1, metadata={
+        "help": "evaluate: answers per question; above 1, the greedy answer and N-1 sampled ones vote by the result of "
+                "their SQL (execution-guided; ties go to the greedy answer). 1: the greedy answer alone."})
+    eval_temperature: float = field(default=0.8, metadata={"help": "evaluate: sampling temperature of the extra candidates."})
     eval_output_dir: str | None = field(default=None, metadata={"help": "evaluate: output folder (default eval_output/<served_model_name>)."})
     port: int = field(default=7860, metadata={"help": "interact: the chat app's port on 127.0.0.1 (or GRADIO_SERVER_NAME)."})
     share: bool = field(default=False, metadata={"help": "interact: also open a public gradio.live link to the chat."})

@@ -4,13 +4,16 @@
 
 The model under test (`served_model_name` at `openai_api_base`) and, when `compare_model_name` is set,
 a second one (say the base model, at `compare_api_base`) answer the same rows, prompted exactly as in
-training, at temperature 0. scoring.py judges each answer. The output folder gets results.json (every
+training, at temperature 0. With `eval_candidates: N` above 1 the answers are execution-guided: N-1 more
+are sampled (vLLM's `n`, at `eval_temperature`), every candidate's SQL runs in the sandbox on the row's
+schema, failures drop out, and the answer whose result most candidates share is judged (a tie goes to the
+most likely: the greedy answer first). scoring.py judges each answer. The output folder gets results.json (every
 row: answers, verdicts, reasons), summary.md (side-by-side tables) and accuracy.png (a bar chart).
 """
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,7 +21,8 @@ from tqdm import tqdm
 from config import ConfigError, first_line
 from endpoint import openai_client
 from plots import write_accuracy_chart
-from scoring import judge, prepare_gold
+from sandbox import SandboxError, default_sandbox
+from scoring import judge, load_schema, prepare_gold, vote
 from utils import add_formatted_sql, check_templates_fit, conversation, load_splits, load_templates
 
 BREAKDOWNS = ("sql_complexity", "sql_task_type")  # row columns the metrics are broken down by, where present
@@ -43,6 +47,8 @@ class Endpoint:
 class Answer:
     text: str
     error: str | None = None  # why the request failed
+    candidates: list[str] = field(default_factory=list)  # execution-guided: every candidate, the greedy one first
+    vote: str | None = None  # execution-guided: how the answer was chosen
 
 
 def run_evaluation(extra):
@@ -53,11 +59,15 @@ def run_evaluation(extra):
     rows = load_test_rows(extra)
     templates = load_templates(extra.prompts_path)
     prompts = [conversation(row, templates)["prompt"] for row in rows]
-    answers = {endpoint.label: generate(endpoint, prompts, extra.eval_max_tokens, extra.eval_concurrency)
+    answers = {endpoint.label: generate(endpoint, prompts, extra.eval_max_tokens, extra.eval_concurrency,
+                                        extra.eval_candidates, extra.eval_temperature)
                for endpoint in targets}
+    if extra.eval_candidates > 1:
+        answers = {label: execution_guided(rows, model_answers, default_sandbox()) for label, model_answers in answers.items()}
     records = judge_rows(rows, answers)
     labels = [endpoint.label for endpoint in targets]
     report = {"dataset": extra.dataset_name, "split": extra.dataset_test_split, "rows": len(records),
+              "candidates": extra.eval_candidates,
               "models": [asdict(endpoint) for endpoint in targets], "metrics": summarise(records, labels)}
     output_dir = Path(extra.eval_output_dir or f"eval_output/{extra.served_model_name}")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -100,23 +110,58 @@ def check_endpoint(endpoint):
                           f"(it serves: {', '.join(served) or 'nothing'})")
 
 
-def generate(endpoint, prompts, max_tokens, concurrency):
-    """One Answer per prompt, in order: greedy, many requests in flight (the server batches them).
+def generate(endpoint, prompts, max_tokens, concurrency, candidates=1, temperature=0.8):
+    """One Answer per prompt, in order: greedy, many requests in flight (the server batches them); with
+    `candidates` above 1, also that many minus one sampled answers, in one request (vLLM's `n`).
     A failed request becomes an Answer with its error, so one bad row never stops the run."""
     from openai import OpenAIError
 
     api = openai_client(endpoint.api_base, timeout=REQUEST_TIMEOUT_S)
 
+    def request(messages, **sampling):
+        response = api.chat.completions.create(model=endpoint.model, messages=messages, max_tokens=max_tokens, **sampling)
+        return [choice.message.content or "" for choice in response.choices]
+
     def ask(messages):
         try:
-            response = api.chat.completions.create(model=endpoint.model, messages=messages, temperature=0,
-                                                   max_tokens=max_tokens)
+            [greedy] = request(messages, temperature=0)
         except OpenAIError as error:
             return Answer("", first_line(error))
-        return Answer(response.choices[0].message.content or "")
+        if candidates == 1:
+            return Answer(greedy)
+        try:
+            sampled = request(messages, n=candidates - 1, temperature=temperature)
+        except OpenAIError as error:  # the greedy answer is still a whole answer
+            return Answer(greedy, vote=f"sampling failed ({first_line(error)}): the greedy answer stands")
+        return Answer(greedy, candidates=[greedy, *sampled])
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(tqdm(pool.map(ask, prompts), total=len(prompts), desc=f"Generating ({endpoint.label})", unit="row"))
+
+
+def execution_guided(rows, answers, sandbox):
+    """Each answer that has candidates, replaced by the candidate whose SQL result (or end state) most candidates
+    share on the row's schema (scoring.vote: candidates without SQL or whose SQL fails drop out; a tie goes to
+    the earliest, so the greedy answer wins ties). Hostile or broken SQL ends as a sandbox error, never the run."""
+    chosen = []
+    for row, answer in zip(rows, tqdm(answers, desc="Voting", unit="row")):
+        if not answer.candidates:
+            chosen.append(answer)
+            continue
+        try:
+            ballot = vote(answer.candidates, load_schema(row["sql_context"], sandbox), sandbox)
+        except SandboxError as error:
+            chosen.append(replace(answer, vote=f"the schema does not load ({error}): the greedy answer stands"))
+            continue
+        if ballot.winner is None:
+            chosen.append(replace(answer, vote=f"none of the {len(answer.candidates)} candidates' SQL runs: "
+                                               "the greedy answer stands"))
+            continue
+        which = "the greedy answer" if ballot.winner == 0 else f"sampled candidate {ballot.winner}"
+        chosen.append(replace(answer, text=answer.candidates[ballot.winner],
+                              vote=f"{which} won: {ballot.agreeing} of the {ballot.running} candidates whose SQL "
+                                   f"runs ({len(answer.candidates)} asked) give its result"))
+    return chosen
 
 
 # ---------------------------------------------------------------- rows and verdicts
@@ -149,7 +194,8 @@ def judge_rows(rows, answers):
             verdict = judge(gold, answer.text)
             if answer.error and verdict.execution_correct is not None:
                 verdict.error = f"the request failed: {answer.error}"
-            record["predictions"][label] = {"answer": answer.text, "request_error": answer.error, **asdict(verdict)}
+            record["predictions"][label] = {"answer": answer.text, "request_error": answer.error,
+                                            "candidates": answer.candidates, "vote": answer.vote, **asdict(verdict)}
         records.append(record)
     return records
 

@@ -7,7 +7,9 @@ import pytest
 from conftest import ROOT, SHIPPED_DATA, free_port, run_main, shipped_rows
 
 import main
-from evaluation import Answer, endpoints, judge_rows, load_test_rows, summarise, summary_markdown, write_accuracy_chart
+from evaluation import (Answer, endpoints, execution_guided, judge_rows, load_test_rows, summarise, summary_markdown,
+                        write_accuracy_chart)
+from sandbox import default_sandbox
 from tests.vllm_server import start_vllm_server
 from config import DEFAULT_OPENAI_API_BASE, ConfigError, ExtraConfig
 
@@ -117,6 +119,47 @@ def test_a_failed_request_is_a_wrong_answer_that_says_so():
     assert "**Requests failed** (those rows count as wrong; see `request_error` in results.json): `local` 1 of 1." in markdown
 
 
+# --- execution-guided answers -------------------------------------------------------------------
+
+SHOP_ROW = {"sql_context": "CREATE TABLE shop (item VARCHAR(20), price INT); INSERT INTO shop VALUES ('pen', 2), ('ink', 9), ('pad', 4);"}
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"  # stopped at the time limit
+
+
+def fenced(sql):
+    return f"```sql\n{sql}\n```"
+
+
+def guided(*candidates):
+    [answer] = execution_guided([SHOP_ROW], [Answer(candidates[0], candidates=list(candidates))], default_sandbox())
+    return answer
+
+
+def test_execution_guided_answers_drop_failing_candidates_and_take_the_majority_result():
+    answer = guided(fenced("SELECT item FROM shop WHERE price > 1"), fenced("SELECT nope FROM shop"), fenced(ENDLESS),
+                    "No SQL here.", fenced("SELECT item FROM shop WHERE price > 3"),
+                    fenced("SELECT item FROM shop WHERE price >= 4"), fenced("SELECT item FROM shop WHERE 4 <= price"))
+    assert answer.text == fenced("SELECT item FROM shop WHERE price > 3")
+    assert answer.vote == "sampled candidate 4 won: 3 of the 4 candidates whose SQL runs (7 asked) give its result"
+
+
+def test_execution_guided_ties_go_to_the_greedy_answer_and_nothing_runnable_keeps_it():
+    tie = guided(fenced("SELECT item FROM shop WHERE price > 3"), fenced("SELECT item FROM shop"))
+    assert tie.text == fenced("SELECT item FROM shop WHERE price > 3") and tie.vote.startswith("the greedy answer won: 1 of the 2")
+    nothing = guided("I do not know.", fenced("SELECT nope FROM shop"))
+    assert (nothing.text, nothing.vote) == ("I do not know.", "none of the 2 candidates' SQL runs: the greedy answer stands")
+
+
+def test_one_candidate_keeps_the_greedy_answer_and_records_show_the_vote():
+    greedy = Answer(fenced("SELECT item FROM shop"))
+    assert execution_guided([SHOP_ROW], [greedy], default_sandbox()) == [greedy]
+    with pytest.raises(ConfigError, match="eval_candidates: must be at least 1"):
+        evaluate_config(eval_candidates=0)
+    row = shipped_rows("test")[0]
+    voted = Answer(fenced(row["sql"]), candidates=[fenced(row["sql"]), "no SQL"], vote="the greedy answer won")
+    prediction = judge_rows([row], {"local": [voted]})[0]["predictions"]["local"]
+    assert (prediction["candidates"], prediction["vote"], prediction["test_suite_correct"]) == (voted.candidates, voted.vote, True)
+
+
 def test_a_server_that_is_down_is_a_one_line_error(capsys, tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     code, _, err = run_in_process(capsys, "--openai_api_base", url, "--eval_output_dir", tmp_path / "out")
@@ -153,6 +196,20 @@ def test_evaluate_end_to_end_with_a_random_model(vllm_url, tmp_path):
     assert results["metrics"]["overall"]["local"]["execution_accuracy"] == 0.0
     assert "| execution accuracy | 0.0% (0/5) |" in (out / "summary.md").read_text()
     assert (out / "accuracy.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.vllm
+def test_evaluate_asks_for_n_candidates_and_records_the_vote(vllm_url, tmp_path):
+    out = tmp_path / "guided"
+    done = run_main(["--config", EVALUATE_CONFIG, "--eval_limit", 2, "--openai_api_base", vllm_url, "--eval_output_dir", out,
+                     "--eval_max_tokens", 16, "--eval_candidates", 3])
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["candidates"] == 3
+    for example in results["examples"]:
+        prediction = example["predictions"]["local"]
+        assert len(prediction["candidates"]) == 3 and prediction["answer"] in prediction["candidates"]
+        assert prediction["vote"]  # a random model writes no SQL: "none of the 3 candidates' SQL runs ..."
 
 
 @pytest.mark.vllm
