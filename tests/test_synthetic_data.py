@@ -149,8 +149,6 @@ def test_task_type_matches_the_statement(all_rows):
 
 
 def test_a_share_of_golds_is_mysql_or_postgresql_that_runs_after_translation(splits):
-    database = sqlite3.connect(":memory:")
-
     def needs_translation(row):
         connection = sqlite3.connect(":memory:")
         try:
@@ -162,7 +160,6 @@ def test_a_share_of_golds_is_mysql_or_postgresql_that_runs_after_translation(spl
         finally:
             connection.close()
 
-    database.close()
     assert sum(map(needs_translation, splits["train"])) >= 30
 
 
