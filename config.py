@@ -28,7 +28,7 @@ AT_LEAST = {
     "max_length": 1, "dataloader_num_workers": 0, "lora_r": 1, "lora_alpha": 0, "lora_dropout": 0,
     "train_samples": 1, "eval_samples": 1,
     "eval_limit": 1, "eval_max_tokens": 1, "eval_concurrency": 1, "eval_candidates": 1, "eval_temperature": 0,
-    "chat_max_tokens": 1, "port": 1,
+    "chat_max_tokens": 1, "chat_candidates": 1, "port": 1,
     "max_completion_length": 1, "reward_sample_rows": 0, "reward_sql_runs": 0,
 }
 
@@ -104,6 +104,9 @@ class ExtraConfig:
     port: int = field(default=7860, metadata={"help": "interact: the chat app's port on 127.0.0.1 (or GRADIO_SERVER_NAME)."})
     share: bool = field(default=False, metadata={"help": "interact: also open a public gradio.live link to the chat."})
     chat_max_tokens: int = field(default=256, metadata={"help": "interact: most tokens per answer."})
+    chat_candidates: int = field(default=1, metadata={
+        "help": "interact: as eval_candidates, for the chat: the note under an answer says which candidate won and how "
+                "many agreed (sampled at eval_temperature)."})
 
     def __post_init__(self):
         one_of("mode", self.mode, MODES)

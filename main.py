@@ -54,7 +54,8 @@ def interact(extra, model_args, training_args):
     # "unreachable" quickly; the long read timeout leaves a busy CPU server time for each token.
     api = openai_client(extra.openai_api_base, max_retries=0, timeout=Timeout(120, connect=5))
     templates = load_templates(extra.prompts_path)
-    chat = SqlChat(api, extra.served_model_name, templates, default_sandbox(), max_tokens=extra.chat_max_tokens)
+    chat = SqlChat(api, extra.served_model_name, templates, default_sandbox(), max_tokens=extra.chat_max_tokens,
+                   candidates=extra.chat_candidates, temperature=extra.eval_temperature)
     launch(chat, chat_examples(extra), port=extra.port, share=extra.share)
 
 
