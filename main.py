@@ -91,8 +91,9 @@ def parse_config(argv):
 
 
 def requested_mode(argv):
-    """The mode asked for, read before the full parse because it decides the third section: the last --mode on the
-    command line, else the config file's. An unreadable file says nothing here; the full parse reports it."""
+    """The mode whose training section (SFTConfig or GRPOConfig) to parse, read before the full parse: the command
+    line's --mode when it trains, else the config file's (so `--mode merge` on a GRPO config reads its GRPO keys). An
+    unreadable file says nothing here; the full parse reports it."""
     import argparse
 
     import yaml
@@ -101,7 +102,7 @@ def requested_mode(argv):
     peek.add_argument("--mode")
     peek.add_argument("--config")
     known, _ = peek.parse_known_args(sys.argv[1:] if argv is None else argv)
-    if known.mode or not known.config:
+    if known.mode in TRAINING_MODES or not known.config:
         return known.mode
     try:
         with open(known.config) as file:

@@ -209,6 +209,9 @@ def test_grpo_configs_parse_into_grpo_config():
         assert training_args.reward_weights == [1.0, 0.2] and training_args.num_generations >= 2
     _, _, training_args = parse_config(["--config", str(CONFIGS / "sft_cpu.yaml")])
     assert type(training_args).__name__ == "SFTConfig"
+    # merging a GRPO run's LoRA checkpoint with its own config: the file's GRPO keys still parse
+    extra, _, training_args = parse_config(["--config", str(GRPO_CPU), "--mode", "merge"])
+    assert extra.mode == "merge" and isinstance(training_args, GRPOConfig)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU-only settings run where there is CUDA")
