@@ -32,6 +32,9 @@ METRICS = {  # share in metrics(): (its name in the tables, the count it divides
     "test_suite_accuracy": ("test-suite accuracy", "test_suite_correct", "gold_executable"),
     "exact_match_rate": ("exact match", "exact_match", "rows"),
     "parse_rate": ("parses as SQL", "parses", "rows"),
+    # With eval_candidates > 1, the ceiling execution-guided answers could reach: a row counts when any candidate is
+    # test-suite-correct. With one candidate it is the test-suite accuracy.
+    "any_candidate_accuracy": ("test-suite, any candidate", "any_candidate_correct", "gold_executable"),
 }
 
 
@@ -192,10 +195,12 @@ def judge_rows(rows, answers):
         for label, model_answers in answers.items():
             answer = model_answers[index]
             verdict = judge(gold, answer.text)
+            others = [judge(gold, text) for text in answer.candidates if text != answer.text]
             if answer.error and verdict.execution_correct is not None:
                 verdict.error = f"the request failed: {answer.error}"
             record["predictions"][label] = {"answer": answer.text, "request_error": answer.error,
-                                            "candidates": answer.candidates, "vote": answer.vote, **asdict(verdict)}
+                                            "candidates": answer.candidates, "vote": answer.vote, **asdict(verdict),
+                                            "any_candidate_correct": any(v.test_suite_correct for v in [verdict, *others])}
         records.append(record)
     return records
 
@@ -214,6 +219,7 @@ def metrics(records, label):
         "test_suite_correct": sum(bool(v["test_suite_correct"]) for v in verdicts),
         "exact_match": sum(v["exact_match"] for v in verdicts),
         "parses": sum(v["parses"] for v in verdicts),
+        "any_candidate_correct": sum(v["any_candidate_correct"] for v in verdicts),
         "failed_requests": sum(v["request_error"] is not None for v in verdicts),
     }
     shares = {key: share(counts[part], counts[whole]) for key, (_, part, whole) in METRICS.items()}

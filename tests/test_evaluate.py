@@ -160,6 +160,16 @@ def test_one_candidate_keeps_the_greedy_answer_and_records_show_the_vote():
     assert (prediction["candidates"], prediction["vote"], prediction["test_suite_correct"]) == (voted.candidates, voted.vote, True)
 
 
+def test_the_any_candidate_ceiling_counts_a_row_a_losing_candidate_got_right():
+    row = shipped_rows("test")[0]
+    lost = Answer("no SQL", candidates=["no SQL", fenced(row["sql"])], vote="none ran")
+    records = judge_rows([row], {"local": [lost]})
+    prediction = records[0]["predictions"]["local"]
+    assert (prediction["test_suite_correct"], prediction["any_candidate_correct"]) == (False, True)
+    shares = summarise(records, ["local"])["overall"]["local"]
+    assert (shares["test_suite_accuracy"], shares["any_candidate_accuracy"]) == (0.0, 1.0)
+
+
 def test_a_server_that_is_down_is_a_one_line_error(capsys, tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     code, _, err = run_in_process(capsys, "--openai_api_base", url, "--eval_output_dir", tmp_path / "out")
