@@ -26,7 +26,6 @@ from scoring import SQL_FENCE_TAGS, judge, prepare_gold, split_statements
 
 FENCE = "```"
 ONLY_A_FENCE = re.compile(r"\s*```[ \t]*(?P<tag>\w*)[ \t]*\n(?P<body>.*?)```\s*", re.DOTALL)
-PREDICTION_FAILS = "the prediction fails"  # how scoring.judge begins the reason when the answer's SQL does not run
 
 
 @dataclass(frozen=True)
@@ -73,8 +72,7 @@ def execution_score(verdict, scores):
         return scores.correct
     if verdict.execution_correct:
         return scores.sample_rows
-    ran = verdict.sql is not None and not verdict.error.startswith(PREDICTION_FAILS)
-    return scores.runs if ran else 0.0
+    return scores.runs if verdict.runs else 0.0
 
 
 def execution_reward(completions, sql, sql_context, *, judge_batch, scores, **_):

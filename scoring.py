@@ -101,6 +101,7 @@ class Verdict:
     sql: str | None  # the SQL found in the answer
     parses: bool  # sqlglot reads it as one SQL statement
     exact_match: bool  # the gold's text, up to whitespace and keyword case
+    runs: bool = False  # its SQL ran on the sample rows (right or wrong)
     execution_correct: bool | None = None  # None: the gold cannot run, the row is not judged
     test_suite_correct: bool | None = None
     error: str | None = None  # why it is wrong (or not judged); None when right
@@ -151,6 +152,7 @@ def judge(gold: Gold, answer: str) -> Verdict:
     except SandboxError as error:
         verdict.error = f"the prediction fails: {error}"
         return verdict
+    verdict.runs = True
     verdict.error = difference(gold.expected, got)
     verdict.execution_correct = verdict.error is None
     if verdict.execution_correct:

@@ -81,6 +81,7 @@ def test_wrong_answers_score_wrong_with_a_reason(gold_sql, answer, reason):
     verdict = verdict_on(SHOP, gold_sql, answer)
     assert (verdict.execution_correct, verdict.test_suite_correct) == (False, False)
     assert reason in verdict.error
+    assert verdict.runs is not ("prediction fails" in reason or reason == "no SQL in the answer")
 
 
 def test_a_dropped_condition_that_matches_by_luck_fails_the_test_suite():
