@@ -1,12 +1,13 @@
 """Data: loading and splitting, the workshop's SQL formatting, and templates rendered into chat rows."""
 
 import json
-import sqlite3
 
 import pytest
 
 from conftest import ROOT, SHIPPED_DATA, shipped_rows
 from config import ConfigError, ExtraConfig
+from sandbox import default_sandbox
+from scoring import execute
 from ui.examples import chat_examples
 from utils import add_formatted_sql, conversation, format_sql, load_splits, load_templates
 
@@ -41,9 +42,7 @@ def test_bus_routes_example_is_the_workshops_and_its_gold_answers_it():
     rendered = chat(example)
     assert rendered["prompt"][1] == {"role": "user", "content": BUS_ROUTES_USER_TURN}
     assert rendered["completion"] == [{"role": "assistant", "content": BUS_ROUTES_ANSWER}]
-    database = sqlite3.connect(":memory:")
-    database.executescript(example["sql_context"])
-    assert database.execute(example["sql"]).fetchall() == [(1.5,)]
+    assert execute(example["sql_context"], example["sql"], default_sandbox()).rows == [(1.5,)]
 
 
 def test_the_chat_offers_the_workshop_example_first_then_test_rows():
