@@ -1,7 +1,8 @@
 """The GPU path on CUDA: bf16 training, Liger kernels, the label-only output layer's GPU branch, and padding-free
 attention, torch's varlen kernel among it. `python bench/gpu_proof.py` runs these on a GPU machine.
 
-Marker `gpu`: without CUDA they skip, or fail where SQLTUNE_REQUIRE_ALL=1 (so pyproject's addopts leave them out: -m "not gpu"; `pytest -m gpu` selects them).
+Marker `gpu`: without CUDA they skip, or fail where SQLTUNE_REQUIRE_ALL=1; so pyproject's addopts leave them out
+(-m "not gpu") and `pytest -m gpu` selects them.
 """
 
 import functools
