@@ -122,12 +122,14 @@ def prepare_gold(context: str, gold_sql: str, suite_size: int = SUITE_SIZE, seed
         return gold
     try:
         start = gold.sandbox.run(Job(gold.schema, state=True, timeout_s=timeout_s))
-        first, gold.runnable = run_sql(gold.sandbox, Job(gold.schema, timeout_s=timeout_s), gold_sql)
+        # The end state too: whether the gold writes is known only once it has run.
+        first, gold.runnable = run_sql(gold.sandbox, Job(gold.schema, state=True, timeout_s=timeout_s), gold_sql)
         gold.writes = first.wrote
         gold.ordered = not gold.writes and has_order_by(gold.runnable)
         if gold.ordered:
             gold.tie_breaks = tie_broken(gold.runnable, len(first.results[0].columns))
-        gold.expected = settled(gold.sandbox.run_all(gold.gold_jobs(gold.schema)), gold.ordered, sample=True)
+        tie_broken_runs = gold.sandbox.run_all(gold.gold_jobs(gold.schema)[1:])
+        gold.expected = settled([first, *tie_broken_runs], gold.ordered, sample=True)
         gold.suite = suite_databases(gold.sandbox, start.state, gold.runnable, suite_size,
                                      seed=f"{seed}\n{context}\n{gold_sql}")
     except SandboxError as error:
