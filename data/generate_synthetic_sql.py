@@ -712,22 +712,6 @@ def any_filter(rng: random.Random, data: TableData, exclude: Column | None = Non
     return rng.choice(builders)()
 
 
-def two_filters(rng: random.Random, data: TableData, exclude: Column | None = None) -> Filter | None:
-    """A category and a range or date condition together: gretel's questions often name two (a third of its rows)."""
-    first = category_filter(rng, data, exclude)
-    second = range_filter(rng, data, exclude) if rng.random() < 0.6 else date_filter(rng, data)
-    if first is None or second is None:
-        return None
-    return Filter(f"{first.english} {second.english}", f"{first.sql} AND {second.sql}")
-
-
-def some_filter(rng: random.Random, data: TableData, exclude: Column | None = None) -> Filter | None:
-    """One condition, or two in about half of the questions."""
-    if rng.random() < 0.5:
-        return two_filters(rng, data, exclude) or any_filter(rng, data, exclude)
-    return any_filter(rng, data, exclude)
-
-
 def where(filter_: Filter | None) -> str:
     return f" WHERE {filter_.sql}" if filter_ else ""
 
@@ -883,7 +867,7 @@ def scalar_aggregate(rng, data: TableData) -> Query | None:
     if measure is None:
         return None
     function, word = pick_aggregate(rng, measure)
-    filter_ = some_filter(rng, data, exclude=measure) if rng.random() < 0.9 else None
+    filter_ = any_filter(rng, data, exclude=measure) if rng.random() < 0.75 else None
     prompt = fill(rng, ("What is the {word} {phrase} of {who}?", "Find the {word} {phrase} for {who}.",
                         "Calculate the {word} {phrase} across {who}.",
                         "What was the {word} {phrase} among {who}?"),
@@ -896,7 +880,7 @@ def scalar_aggregate(rng, data: TableData) -> Query | None:
 
 def count_rows(rng, data: TableData) -> Query | None:
     t = data.table
-    filter_ = some_filter(rng, data)
+    filter_ = any_filter(rng, data)
     if filter_ is None:
         return None
     prompt = fill(rng, ("How many {plural} are there {filter}?", "Count the number of {plural} {filter}.",
@@ -914,7 +898,7 @@ def grouped_aggregate(rng, data: TableData) -> Query | None:
     if group is None or measure is None:
         return None
     function, word = pick_aggregate(rng, measure)
-    filter_ = (date_filter(rng, data) or range_filter(rng, data, exclude=measure)) if rng.random() < 0.55 else None
+    filter_ = (date_filter(rng, data) or range_filter(rng, data, exclude=measure)) if rng.random() < 0.3 else None
     prompt = fill(rng, ("What is the {word} {phrase} of {who} for each {group}?",
                         "Show the {word} {phrase} per {group} for {who}.",
                         "For each {group}, what is the {word} {phrase} of {who}?",
@@ -931,15 +915,13 @@ def grouped_count(rng, data: TableData) -> Query | None:
     group = pick_column(rng, t, "category")
     if group is None:
         return None
-    filter_ = (date_filter(rng, data) or range_filter(rng, data)) if rng.random() < 0.5 else None
     prompt = fill(rng, ("How many {plural} are there for each {group}?", "Count the {plural} per {group}.",
                         "What is the number of {plural} in each {group}?",
                         "Show the {group} and the number of {plural} for each."),
-                  plural=f"{t.plural} {filter_.english}" if filter_ else t.plural, group=group.phrase)
+                  plural=t.plural, group=group.phrase)
     expression = maybe_alias(rng, "COUNT(*)", f"{snake(t.singular)}_count")
-    return Query(prompt, f"SELECT {group.name}, {expression} FROM {t.name}{where(filter_)} GROUP BY {group.name}",
-                 f"This query groups {t.name} by {group.name} and counts the rows in each group"
-                 f"{explain_filter(filter_)}.")
+    return Query(prompt, f"SELECT {group.name}, {expression} FROM {t.name} GROUP BY {group.name}",
+                 f"This query groups {t.name} by {group.name} and counts the rows in each group.")
 
 
 def group_totals(data: TableData, group: Column, measure: Column | None) -> dict:
@@ -1274,15 +1256,15 @@ class Shape:
 
 SHAPES: tuple[Shape, ...] = (
     Shape(select_by_filter, "basic SQL", "data retrieval", 10),
-    Shape(select_by_two_conditions, "basic SQL", "data retrieval", 8),
-    Shape(select_by_pattern, "basic SQL", "data retrieval", 2),
-    Shape(select_in_list, "basic SQL", "data retrieval", 2),
-    Shape(select_distinct, "basic SQL", "data retrieval", 2),
-    Shape(select_top_n, "basic SQL", "data retrieval", 3),
-    Shape(scalar_aggregate, "basic SQL", "analytics and reporting", 18),
-    Shape(count_rows, "basic SQL", "analytics and reporting", 10),
-    Shape(grouped_aggregate, "aggregation", "analytics and reporting", 12),
-    Shape(grouped_count, "aggregation", "analytics and reporting", 6),
+    Shape(select_by_two_conditions, "basic SQL", "data retrieval", 5),
+    Shape(select_by_pattern, "basic SQL", "data retrieval", 3),
+    Shape(select_in_list, "basic SQL", "data retrieval", 3),
+    Shape(select_distinct, "basic SQL", "data retrieval", 3),
+    Shape(select_top_n, "basic SQL", "data retrieval", 5),
+    Shape(scalar_aggregate, "basic SQL", "analytics and reporting", 9),
+    Shape(count_rows, "basic SQL", "analytics and reporting", 5),
+    Shape(grouped_aggregate, "aggregation", "analytics and reporting", 8),
+    Shape(grouped_count, "aggregation", "analytics and reporting", 4),
     Shape(grouped_having, "aggregation", "analytics and reporting", 4),
     Shape(grouped_top, "aggregation", "analytics and reporting", 4),
     Shape(join_list, "single join", "data retrieval", 5, joins=True),
@@ -1295,9 +1277,9 @@ SHAPES: tuple[Shape, ...] = (
     Shape(running_total, "window functions", "analytics and reporting", 1),
     Shape(compare_with_group_average, "window functions", "analytics and reporting", 1),
     Shape(previous_value, "window functions", "analytics and reporting", 1),
-    Shape(insert_row, "basic SQL", "data manipulation", 2),
-    Shape(update_rows, "basic SQL", "data manipulation", 2),
-    Shape(delete_rows, "basic SQL", "data manipulation", 1),
+    Shape(insert_row, "basic SQL", "data manipulation", 3),
+    Shape(update_rows, "basic SQL", "data manipulation", 3),
+    Shape(delete_rows, "basic SQL", "data manipulation", 2),
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -1352,8 +1334,9 @@ def draw_tables(rng: random.Random, domain: Domain, shape: Shape) -> list[TableD
     return [parent, child]
 
 
-def try_draw_row(rng: random.Random, shape: Shape) -> dict | None:
+def try_draw_row(rng: random.Random) -> dict | None:
     domain = rng.choice(DOMAINS)
+    shape = rng.choices(SHAPES, weights=[s.weight for s in SHAPES])[0]
     tables = draw_tables(rng, domain, shape)
     if tables is None:
         return None
@@ -1382,18 +1365,13 @@ def generate_split(rng: random.Random, count: int, seen: set, first_id: int) -> 
     """Draw rows until count are verified; `seen` holds (prompt, context) pairs across all splits."""
     rows: list[dict] = []
     attempts = 0
-    shape = None
     while len(rows) < count:
         attempts += 1
         if attempts > 200 * count + 1000:
             raise RuntimeError("too many rejected draws; a shape or domain is probably broken")
-        # A rejected draw keeps its shape: drawing a new one would favour the shapes that fail least (those without
-        # filters) and leave the mix far from the weights.
-        shape = shape or rng.choices(SHAPES, weights=[s.weight for s in SHAPES])[0]
-        row = try_draw_row(rng, shape)
+        row = try_draw_row(rng)
         if row is None or (row["sql_prompt"], row["sql_context"]) in seen:
             continue
-        shape = None
         seen.add((row["sql_prompt"], row["sql_context"]))
         row["id"] = first_id + len(rows)
         rows.append(row)
