@@ -109,10 +109,12 @@ def test_rewards_carry_the_names_trl_logs_them_under():
 
 
 def tiny_grpo_args(model_dir, output_dir, *extra_args):
-    """Overrides that turn grpo_cpu.yaml into a seconds-long run on the tiny model (LoRA, label-only log-probs)."""
+    """Overrides that turn grpo_cpu.yaml into a seconds-long run on the tiny model (LoRA, label-only log-probs), with a
+    KL term (the recipe has none) so the reference model's path is run and the KL logged too."""
     return [str(arg) for arg in ["--config", GRPO_CPU, "--model_name_or_path", model_dir, "--output_dir", output_dir,
                                  "--train_samples", "32", "--max_steps", "4", "--save_steps", "2",
-                                 "--max_completion_length", "12", "--learning_rate", "1e-3", *extra_args]]
+                                 "--max_completion_length", "12", "--learning_rate", "1e-3", "--beta", "0.02",
+                                 *extra_args]]
 
 
 def logged(output_dir, key):
@@ -148,13 +150,14 @@ def test_one_process_runs_grpo_steps_and_leaves_a_servable_model(tiny_model, tmp
 
 
 def test_two_cpu_processes_train_one_model(tiny_model, tmp_path):
-    """DDP over gloo: each process generates for one prompt a step (4 answers), rewards gathered into whole groups."""
+    """DDP over gloo: each process makes 4 of one prompt's 8 answers a step, rewards gathered into the whole group."""
     done = run_main(tiny_grpo_args(tiny_model, tmp_path, "--per_device_train_batch_size", "4"), launcher=TWO_CPU_PROCESSES)
     assert done.returncode == 0, done.stderr[-3000:]
     assert checkpoints(tmp_path) == [2, 4] and done.stdout.count("Saved a servable model") == 1
     state = trainer_state(tmp_path / "checkpoint-4")
-    # 4 steps x 2 prompts of 32: a quarter epoch. Two independent runs would each have seen 4 x 1 prompts.
-    assert state["global_step"] == 4 and state["epoch"] == pytest.approx(0.25)
+    # 4 steps x 1 prompt of 32: an eighth of an epoch. Two independent runs could not even start: 4 answers a step
+    # cannot hold a group of 8.
+    assert state["global_step"] == 4 and state["epoch"] == pytest.approx(0.125)
     assert_progress_logged(tmp_path)
     assert_servable(tmp_path)
 
@@ -230,7 +233,7 @@ def test_gpu_only_grpo_settings_stop_on_a_cpu_in_one_line(capsys, args, message)
     "args, names",
     [
         (["--num_generations", "1"], ["at least 2 generations"]),
-        (["--per_device_train_batch_size", "6"], ["generation_batch_size (6)", "num_generations (4)"]),
+        (["--per_device_train_batch_size", "6"], ["generation_batch_size (6)", "num_generations (8)"]),
         (["--reward_sql_runs", "-1"], ["reward_sql_runs", "at least 0"]),
         (["--max_completion_length", "0"], ["max_completion_length", "at least 1"]),
         (["--mode", "train"], ["Unknown arguments", "num_generations"]),  # a GRPO file read as SFT
