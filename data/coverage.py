@@ -4,7 +4,7 @@
 
 Counts are taken over consecutive windows of 100 rows and averaged, so a 2,000-row file and a 100-row file
 compare directly: "distinct skeletons 84" means a window of 100 rows holds 84 different query shapes.
-Standard library only; tests/test_coverage.py holds the shipped data to the real rows.
+Standard library only; the README's table of the shipped data against the real rows comes from it.
 """
 
 from __future__ import annotations
@@ -124,8 +124,21 @@ def coverage(rows: list[dict]) -> dict[str, float]:
     return {name: round(statistics.mean(counts[name] for counts in per_window), 1) for name in per_window[0]}
 
 
+REQUIRED = ("domain", "sql", "sql_context")
+
+
 def load_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The file's rows; a missing file, a line that is not JSON, a missing column or no rows is a one-line error."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    missing = [column for column in REQUIRED if any(column not in row for row in rows)]
+    if missing:
+        raise ValueError(f"{path}: rows without column(s) {', '.join(missing)} (gretel's columns are needed)")
+    return rows
 
 
 def table(paths: list[Path]) -> str:
@@ -138,7 +151,10 @@ def table(paths: list[Path]) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help=".jsonl files in gretel's columns")
-    print(table(parser.parse_args(argv).files))
+    try:
+        print(table(parser.parse_args(argv).files))
+    except ValueError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

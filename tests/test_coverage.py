@@ -6,7 +6,7 @@ README) trained a worse model on the real rows than the narrower shipped data (i
 
 import pytest
 
-from data.coverage import coverage, skeleton
+from data.coverage import coverage, main, skeleton
 
 
 def test_counts_are_per_100_rows_averaged_over_windows():
@@ -37,3 +37,22 @@ def test_counts_are_per_100_rows_averaged_over_windows():
 )
 def test_skeletons_ignore_names_and_literals(sql, same_as):
     assert skeleton(sql) == skeleton(same_as)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "No such file"),
+        ("not json\n", "Expecting value"),
+        ("", "no rows"),
+        ('{"sql": "SELECT 1"}\n', "column(s) domain, sql_context"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_file(tmp_path, capsys, content, message):
+    path = tmp_path / "rows.jsonl"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit):
+        main([str(path)])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(path) in error and message in error
