@@ -21,7 +21,7 @@ import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # --------------------------------------------------------------------------------------------------
@@ -414,6 +414,60 @@ DOMAINS: tuple[Domain, ...] = (
             date("ride_date", 2023, 2023, "ride date"),
             integer("riders", 150, 30000, "number of riders"),
         ), parent="routes"),
+    )),
+)
+
+# Domains only the test split draws from, so it measures schemas and subjects training never showed.
+TEST_DOMAINS: tuple[Domain, ...] = (
+    Domain("space exploration", "Astronauts, the agencies they fly for and their missions.", (
+        Table("astronauts", "astronaut", "astronauts", (
+            ident("astronaut_id", "astronaut ID"),
+            label("name", PERSON_NAMES),
+            category("agency", ("NASA", "ESA", "JAXA", "ISRO", "CSA"), "agency", "from {v}", "VARCHAR(20)"),
+            integer("age", 28, 70, "age", additive=False),
+        )),
+        Table("missions", "mission", "missions", (
+            ident("mission_id", "mission ID"),
+            foreign_key("astronaut_id", "astronauts"),
+            category("destination", ("ISS", "Moon", "Mars Orbit", "Low Earth Orbit"), "destination",
+                     "bound for the {v}"),
+            date("launch_date", 2015, 2023, "launch date"),
+            integer("duration_days", 3, 400, "duration in days"),
+        ), parent="astronauts"),
+    )),
+    Domain("social media", "Users, the posts they publish and the engagement those posts get.", (
+        Table("users", "user", "users", (
+            ident("user_id", "user ID"),
+            label("username", ("sunny_day", "tech_guru", "foodie42", "travel_bug", "night_owl", "green_thumb",
+                               "code_ninja"), "username"),
+            category("country", COUNTRIES, "country", "from {v}", "VARCHAR(50)"),
+            integer("followers", 10, 90000, "number of followers"),
+        )),
+        Table("posts", "post", "posts", (
+            ident("post_id", "post ID"),
+            foreign_key("user_id", "users"),
+            category("post_type", ("Photo", "Video", "Text", "Link"), "post type", "of type '{v}'",
+                     "VARCHAR(20)"),
+            date("post_date", 2022, 2023, "post date"),
+            integer("likes", 0, 5000, "number of likes"),
+        ), parent="users"),
+    )),
+    Domain("fitness", "Gym members, their membership types and the workouts they log.", (
+        Table("members", "member", "members", (
+            ident("member_id", "member ID"),
+            label("name", PERSON_NAMES),
+            category("membership_type", ("Basic", "Premium", "Student"), "membership type",
+                     "with a '{v}' membership", "VARCHAR(20)"),
+            integer("age", 16, 75, "age", additive=False),
+        )),
+        Table("workouts", "workout", "workouts", (
+            ident("workout_id", "workout ID"),
+            foreign_key("member_id", "members"),
+            category("workout_type", ("Yoga", "Cycling", "Running", "Strength"), "workout type",
+                     "of type '{v}'", "VARCHAR(20)"),
+            date("workout_date", 2022, 2023, "workout date"),
+            integer("calories", 80, 1200, "calories burned"),
+        ), parent="members"),
     )),
 )
 
@@ -1315,6 +1369,78 @@ def query_holds(context: str, query: Query, is_read: bool) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
+# Identifier styles. gretel names the same things many ways (patients, Patients, patient_records;
+# age, Age, patient_age; id, patient_id, PatientID) and types them loosely (VARCHAR(50), TEXT,
+# FLOAT). Restyling a domain's tables for each row gives the model hundreds of schemas to read
+# instead of 34 to recall, while every question keeps its hand-written English (the broad
+# generators that named columns in questions by their identifiers trained worse models).
+# --------------------------------------------------------------------------------------------------
+
+TABLE_NAME_SUFFIXES = ("records", "data", "info", "details", "log")
+TEXT_TYPES = ("TEXT", "VARCHAR(255)")
+REAL_TYPES = ("FLOAT", "REAL", "DECIMAL(10,2)")
+OPTIONAL_KINDS = ("category", "measure", "date")  # columns a table can lose without losing its meaning
+
+
+def camel_case(name: str) -> str:
+    return "".join("ID" if part == "id" else part.capitalize() for part in name.split("_"))
+
+
+@dataclass(frozen=True)
+class Style:
+    camel: bool  # PatientVisits / VisitDate instead of patient_visits / visit_date
+    bare_ids: bool  # a table's own key is called id
+    prefixed: bool  # columns carry their table's noun: patient_age
+    suffixed_tables: bool  # patient_records instead of patients
+    loose_types: bool  # TEXT, FLOAT, INTEGER instead of VARCHAR(n), DECIMAL(p,s), INT
+    drop_share: float  # share of optional columns left out
+
+
+def draw_style(rng: random.Random) -> Style:
+    return Style(camel=rng.random() < 0.25, bare_ids=rng.random() < 0.4, prefixed=rng.random() < 0.2,
+                 suffixed_tables=rng.random() < 0.25, loose_types=rng.random() < 0.45,
+                 drop_share=rng.choice((0.0, 0.0, 0.2, 0.4)))
+
+
+def style_table_name(rng: random.Random, table: Table, style: Style) -> str:
+    name = f"{snake(table.singular)}_{rng.choice(TABLE_NAME_SUFFIXES)}" if style.suffixed_tables else table.name
+    return camel_case(name) if style.camel else name
+
+
+def style_column(rng: random.Random, column: Column, table: Table, style: Style,
+                 table_names: dict[str, str]) -> Column:
+    name = column.name
+    if column.kind == "id" and style.bare_ids:
+        name = "id"
+    noun = snake(table.singular)
+    if style.prefixed and column.kind in OPTIONAL_KINDS + ("label",) and not name.startswith(noun.split("_")[0]):
+        name = f"{noun}_{name}"
+    sql_type = column.sql_type
+    if style.loose_types:
+        if sql_type.startswith("VARCHAR"):
+            sql_type = rng.choice(TEXT_TYPES)
+        elif sql_type.startswith("DECIMAL"):
+            sql_type = rng.choice(REAL_TYPES)
+        elif sql_type == "INT":
+            sql_type = rng.choice(("INT", "INTEGER"))
+    return replace(column, name=camel_case(name) if style.camel else name, sql_type=sql_type,
+                   references=table_names.get(column.references, ""))
+
+
+def restyle(rng: random.Random, domain: Domain) -> Domain:
+    """The domain with its identifiers, types and optional columns drawn for one row."""
+    style = draw_style(rng)
+    table_names = {t.name: style_table_name(rng, t, style) for t in domain.tables}
+    tables = []
+    for table in domain.tables:
+        kept = [c for c in table.columns if c.kind not in OPTIONAL_KINDS or rng.random() >= style.drop_share]
+        columns = tuple(style_column(rng, c, table, style, table_names) for c in kept)
+        tables.append(replace(table, name=table_names[table.name], columns=columns,
+                              parent=table_names.get(table.parent, "")))
+    return replace(domain, tables=tuple(tables))
+
+
+# --------------------------------------------------------------------------------------------------
 # Row assembly.
 # --------------------------------------------------------------------------------------------------
 
@@ -1334,8 +1460,8 @@ def draw_tables(rng: random.Random, domain: Domain, shape: Shape) -> list[TableD
     return [parent, child]
 
 
-def try_draw_row(rng: random.Random) -> dict | None:
-    domain = rng.choice(DOMAINS)
+def try_draw_row(rng: random.Random, domains: tuple[Domain, ...]) -> dict | None:
+    domain = restyle(rng, rng.choice(domains))
     shape = rng.choices(SHAPES, weights=[s.weight for s in SHAPES])[0]
     tables = draw_tables(rng, domain, shape)
     if tables is None:
@@ -1361,7 +1487,8 @@ def try_draw_row(rng: random.Random) -> dict | None:
     }
 
 
-def generate_split(rng: random.Random, count: int, seen: set, first_id: int) -> list[dict]:
+def generate_split(rng: random.Random, count: int, domains: tuple[Domain, ...], seen: set,
+                   first_id: int) -> list[dict]:
     """Draw rows until count are verified; `seen` holds (prompt, context) pairs across all splits."""
     rows: list[dict] = []
     attempts = 0
@@ -1369,7 +1496,7 @@ def generate_split(rng: random.Random, count: int, seen: set, first_id: int) -> 
         attempts += 1
         if attempts > 200 * count + 1000:
             raise RuntimeError("too many rejected draws; a shape or domain is probably broken")
-        row = try_draw_row(rng)
+        row = try_draw_row(rng, domains)
         if row is None or (row["sql_prompt"], row["sql_context"]) in seen:
             continue
         seen.add((row["sql_prompt"], row["sql_context"]))
@@ -1381,8 +1508,8 @@ def generate_split(rng: random.Random, count: int, seen: set, first_id: int) -> 
 def generate(train_count: int, test_count: int, seed: int) -> dict[str, list[dict]]:
     rng = random.Random(seed)
     seen: set = set()
-    train = generate_split(rng, train_count, seen, first_id=1)
-    test = generate_split(rng, test_count, seen, first_id=train_count + 1)
+    train = generate_split(rng, train_count, DOMAINS, seen, first_id=1)
+    test = generate_split(rng, test_count, TEST_DOMAINS, seen, first_id=train_count + 1)
     return {"train": train, "test": test}
 
 

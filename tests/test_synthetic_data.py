@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import sqlite3
 import subprocess
@@ -127,3 +128,26 @@ def test_no_train_test_overlap(splits):
 
     assert not pairs(splits["train"]) & pairs(splits["test"])
     assert len(pairs(splits["train"])) == len(splits["train"])
+
+
+def table_names(row: dict) -> set[str]:
+    return set(re.findall(r"CREATE TABLE (\w+)", row["sql_context"]))
+
+
+def test_test_split_holds_out_whole_domains_and_their_tables(splits):
+    train_domains = {row["domain"] for row in splits["train"]}
+    test_domains = {row["domain"] for row in splits["test"]}
+    assert len(test_domains) >= 3 and not train_domains & test_domains
+    train_tables = {name.lower() for row in splits["train"] for name in table_names(row)}
+    test_tables = {name.lower() for row in splits["test"] for name in table_names(row)}
+    assert not train_tables & test_tables
+
+
+def test_schemas_vary_in_naming_and_types(splits):
+    """The same tables come restyled: many schemas, both naming styles, keys named id, loose types."""
+    train = splits["train"]
+    schemas = {re.sub(r"INSERT INTO .*?;", "", row["sql_context"]) for row in train}
+    assert len(schemas) >= 0.5 * len(train)
+    contexts = " ".join(row["sql_context"] for row in train)
+    for marker in ("CREATE TABLE Patients", "CREATE TABLE patients", "(id INT", " TEXT", " FLOAT", "_records"):
+        assert marker in contexts, marker
