@@ -14,6 +14,7 @@ from accelerate.utils import is_peft_model
 from trl import GRPOTrainer, get_peft_config
 from trl.kernels.chunked_logprob import _use_triton  # trl's own test for "my fused head is label-only already"
 
+from budget import budget_callbacks
 from config import ConfigError
 from fast import add_label_only_lm_head
 from models import END_OF_TURN
@@ -60,6 +61,7 @@ def build_grpo_trainer(extra, model_args, training_args, rows, judge_batch=None)
         train_dataset=rows,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
+        callbacks=budget_callbacks(extra.max_train_minutes),
     )
     if extra.label_only_logits and not _use_triton(training_args.device):  # with Triton, trl's head is label-only
         for scored in (trainer.model, trainer.ref_model):

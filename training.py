@@ -8,6 +8,7 @@ from pathlib import Path
 from transformers.trainer_utils import sort_checkpoints
 from trl import get_peft_config
 
+from budget import budget_callbacks
 from fast import trainer_class
 from models import load_model, load_tokenizer, resolve_model_path, save_servable, stop_at_end_of_turn
 from plots import write_loss_curve
@@ -46,6 +47,7 @@ def build_trainer(extra, model_args, training_args, train_rows, eval_rows=None):
         eval_dataset=eval_rows,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
+        callbacks=budget_callbacks(extra.max_train_minutes),
     )
 
 
