@@ -37,6 +37,23 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines() == [f"serve_cpu.py: checkpoint folder not found: {missing}"]
 
 
+def test_float32_is_served_where_the_cpu_has_no_bf16_instructions(tmp_path, monkeypatch):
+    import serve_cpu
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx avx2 fma\n")
+    assert not serve_cpu.cpu_has_bf16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert serve_cpu.cpu_has_bf16(cpuinfo) and serve_cpu.cpu_has_bf16(tmp_path / "missing")
+    args, extra = serve_cpu.parse_args([str(tmp_path)])
+    monkeypatch.setattr(serve_cpu, "cpu_has_bf16", lambda: False)
+    assert serve_cpu.vllm_command(args, extra)[-2:] == ["--dtype", "float32"]
+    monkeypatch.setattr(serve_cpu, "cpu_has_bf16", lambda: True)
+    assert "--dtype" not in serve_cpu.vllm_command(args, extra)  # vLLM's own choice: bfloat16
+    args, extra = serve_cpu.parse_args([str(tmp_path), "--dtype", "bfloat16"])
+    assert serve_cpu.vllm_command(args, extra)[-2:] == ["--dtype", "bfloat16"]
+
+
 def test_models_lists_local(vllm_base_url):
     with urllib.request.urlopen(f"{vllm_base_url}/models", timeout=10) as response:
         models = json.load(response)
