@@ -21,7 +21,7 @@ import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 # --------------------------------------------------------------------------------------------------
@@ -1369,78 +1369,6 @@ def query_holds(context: str, query: Query, is_read: bool) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# Identifier styles. gretel names the same things many ways (patients, Patients, patient_records;
-# age, Age, patient_age; id, patient_id, PatientID) and types them loosely (VARCHAR(50), TEXT,
-# FLOAT). Restyling a domain's tables for each row gives the model hundreds of schemas to read
-# instead of 34 to recall, while every question keeps its hand-written English (the broad
-# generators that named columns in questions by their identifiers trained worse models).
-# --------------------------------------------------------------------------------------------------
-
-TABLE_NAME_SUFFIXES = ("records", "data", "info", "details", "log")
-TEXT_TYPES = ("TEXT", "VARCHAR(255)")
-REAL_TYPES = ("FLOAT", "REAL", "DECIMAL(10,2)")
-OPTIONAL_KINDS = ("category", "measure", "date")  # columns a table can lose without losing its meaning
-
-
-def camel_case(name: str) -> str:
-    return "".join("ID" if part == "id" else part.capitalize() for part in name.split("_"))
-
-
-@dataclass(frozen=True)
-class Style:
-    camel: bool  # PatientVisits / VisitDate instead of patient_visits / visit_date
-    bare_ids: bool  # a table's own key is called id
-    prefixed: bool  # columns carry their table's noun: patient_age
-    suffixed_tables: bool  # patient_records instead of patients
-    loose_types: bool  # TEXT, FLOAT, INTEGER instead of VARCHAR(n), DECIMAL(p,s), INT
-    drop_share: float  # share of optional columns left out
-
-
-def draw_style(rng: random.Random) -> Style:
-    return Style(camel=rng.random() < 0.25, bare_ids=rng.random() < 0.4, prefixed=rng.random() < 0.2,
-                 suffixed_tables=rng.random() < 0.25, loose_types=rng.random() < 0.45,
-                 drop_share=rng.choice((0.0, 0.0, 0.2, 0.4)))
-
-
-def style_table_name(rng: random.Random, table: Table, style: Style) -> str:
-    name = f"{snake(table.singular)}_{rng.choice(TABLE_NAME_SUFFIXES)}" if style.suffixed_tables else table.name
-    return camel_case(name) if style.camel else name
-
-
-def style_column(rng: random.Random, column: Column, table: Table, style: Style,
-                 table_names: dict[str, str]) -> Column:
-    name = column.name
-    if column.kind == "id" and style.bare_ids:
-        name = "id"
-    noun = snake(table.singular)
-    if style.prefixed and column.kind in OPTIONAL_KINDS + ("label",) and not name.startswith(noun.split("_")[0]):
-        name = f"{noun}_{name}"
-    sql_type = column.sql_type
-    if style.loose_types:
-        if sql_type.startswith("VARCHAR"):
-            sql_type = rng.choice(TEXT_TYPES)
-        elif sql_type.startswith("DECIMAL"):
-            sql_type = rng.choice(REAL_TYPES)
-        elif sql_type == "INT":
-            sql_type = rng.choice(("INT", "INTEGER"))
-    return replace(column, name=camel_case(name) if style.camel else name, sql_type=sql_type,
-                   references=table_names.get(column.references, ""))
-
-
-def restyle(rng: random.Random, domain: Domain) -> Domain:
-    """The domain with its identifiers, types and optional columns drawn for one row."""
-    style = draw_style(rng)
-    table_names = {t.name: style_table_name(rng, t, style) for t in domain.tables}
-    tables = []
-    for table in domain.tables:
-        kept = [c for c in table.columns if c.kind not in OPTIONAL_KINDS or rng.random() >= style.drop_share]
-        columns = tuple(style_column(rng, c, table, style, table_names) for c in kept)
-        tables.append(replace(table, name=table_names[table.name], columns=columns,
-                              parent=table_names.get(table.parent, "")))
-    return replace(domain, tables=tuple(tables))
-
-
-# --------------------------------------------------------------------------------------------------
 # Row assembly.
 # --------------------------------------------------------------------------------------------------
 
@@ -1461,7 +1389,7 @@ def draw_tables(rng: random.Random, domain: Domain, shape: Shape) -> list[TableD
 
 
 def try_draw_row(rng: random.Random, domains: tuple[Domain, ...]) -> dict | None:
-    domain = restyle(rng, rng.choice(domains))
+    domain = rng.choice(domains)
     shape = rng.choices(SHAPES, weights=[s.weight for s in SHAPES])[0]
     tables = draw_tables(rng, domain, shape)
     if tables is None:
