@@ -5,7 +5,7 @@ a fixed `max_steps` either overruns "15 minutes on a laptop" on a slow machine o
 `TimeBudget` times the first `measure_steps` steps, then fixes the run's length: as many steps as fit the time left
 (`max_steps` stays the upper bound), and the learning-rate schedule is rebuilt for that length so that a cosine schedule
 still ends at zero. The chosen length is logged, saved with every checkpoint (a resumed run keeps it) and reproducible
-with `--max_steps N` alone. If a step or an evaluation runs long afterwards, the run stops when the budget is spent.
+with `--max_train_minutes 0 --max_steps N`. If a step or an evaluation runs long afterwards, the run stops when the budget is spent.
 """
 
 import math
@@ -20,7 +20,7 @@ RESERVE = 0.08  # of the budget, kept for evaluations, checkpoints and the final
 
 
 def budget_callbacks(minutes):
-    """The trainer callbacks for `max_train_minutes` (none when it is unset)."""
+    """The trainer callbacks for `max_train_minutes` (none when it is unset or 0)."""
     return [TimeBudget(minutes)] if minutes else []
 
 
@@ -62,7 +62,8 @@ class TimeBudget(TrainerCallback, ExportableState):
         fitting = state.global_step + max(0, math.floor(seconds_left / seconds_per_step))
         self.sized_steps = agreed(min(state.max_steps, fitting), min)
         print(f"max_train_minutes {self.minutes:g}: {seconds_per_step:.1f} s a step here, so {self.sized_steps} steps "
-              f"(max_steps {state.max_steps}); `--max_steps {self.sized_steps}` repeats this run's length", flush=True)
+              f"(max_steps {state.max_steps}); `--max_train_minutes 0 --max_steps {self.sized_steps}` repeats this run's "
+              "length", flush=True)
         fit_schedule(args, state, lr_scheduler, optimizer, self.sized_steps)
 
 

@@ -26,7 +26,7 @@ AT_LEAST = {
     "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1,
     "learning_rate": 0, "num_train_epochs": 0, "warmup_steps": 0, "weight_decay": 0, "max_grad_norm": 0,
     "max_length": 1, "dataloader_num_workers": 0, "lora_r": 1, "lora_alpha": 0, "lora_dropout": 0,
-    "train_samples": 1, "eval_samples": 1, "max_train_minutes": 0.1,
+    "train_samples": 1, "eval_samples": 1, "max_train_minutes": 0,
     "eval_limit": 1, "eval_max_tokens": 1, "eval_concurrency": 1, "eval_candidates": 1, "eval_temperature": 0,
     "chat_max_tokens": 1, "chat_candidates": 1, "port": 1,
     "max_completion_length": 1, "reward_sample_rows": 0, "reward_sql_runs": 0,
@@ -76,7 +76,7 @@ class ExtraConfig:
     eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
     max_train_minutes: float | None = field(default=None, metadata={
         "help": "train, grpo: a wall-clock budget: the run times its first steps, then trains as many steps as fit "
-                "(at most max_steps), with the learning-rate schedule fitted to that length (budget.py)."})
+                "(at most max_steps), with the learning-rate schedule fitted to that length (budget.py). 0: none."})
     label_only_logits: bool = field(
         default=False, metadata={"help": "train, grpo: compute the output layer only at positions that carry a label (fast.py)."}
     )

@@ -100,6 +100,7 @@ def run_setting(model, overrides, stops, args, output_dir):
         "--config", str(GRPO_CPU), "--model_name_or_path", str(model), "--output_dir", str(output_dir), *overrides, *limit,
         "--max_steps", str(args.steps + 1), "--save_strategy", "no", "--logging_steps", "1", "--train_samples", "256",
     ])
+    extra.max_train_minutes = None  # the steps asked for, however long they take
     trainer = build_grpo_trainer(extra, model_args, training_args, prepare_grpo_rows(extra))
     if not stops:
         stop_only_at_eos(trainer)

@@ -250,6 +250,7 @@ def setting_config(args):
     batch = ["--per_device_train_batch_size", str(args.batch)] if args.batch else []
     extra, model_args, training_args = parse_config(["--config", str(config), *common, *setting.overrides, *batch])
     model_args.use_peft = args.tuning == "lora"
+    extra.max_train_minutes = None  # every setting trains the same samples, however long they take
     if model_args.use_peft:  # the CPU default's adapter, for every setting
         lora = yaml.safe_load((CONFIGS / "sft_cpu.yaml").read_text())
         for key in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"):

@@ -79,9 +79,9 @@ def test_a_budgeted_run_chooses_its_length_stops_in_time_and_resumes_to_it(tiny_
         assert losses_and_rates(again)[step] == pytest.approx(losses_and_rates(first)[step], rel=1e-4)
 
 
-def test_a_budget_below_a_few_seconds_is_refused_in_one_line(tiny_model, tmp_path):
-    done = run_main(tiny_train_args(tiny_model, tmp_path, "--max_train_minutes", "0"))
-    assert done.returncode == 2 and "max_train_minutes: must be at least 0.1, got 0" in done.stderr
+def test_a_negative_budget_is_refused_in_one_line(tiny_model, tmp_path):
+    done = run_main(tiny_train_args(tiny_model, tmp_path, "--max_train_minutes", "-1"))
+    assert done.returncode == 2 and "max_train_minutes: must be at least 0, got -1.0" in done.stderr
     assert json.dumps(done.stderr).count("\\n") == 1
 
 
