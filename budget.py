@@ -1,11 +1,12 @@
 """A training run sized to a wall-clock budget (ExtraConfig `max_train_minutes`) instead of a step count alone.
 
-Two-core CPUs differ by more than 2x (an AVX-512 EPYC ran the offline default's step in 4 s, an AVX2 one in 9.5 s), so
+Two-core CPUs differ by more than 2x (an AVX-512 EPYC ran the offline default's step in 4 s, an AVX2 one in 8.5 s), so
 a fixed `max_steps` either overruns "15 minutes on a laptop" on a slow machine or leaves the budget unused on a fast one.
 `TimeBudget` times the first `measure_steps` steps, then fixes the run's length: as many steps as fit the time left
 (`max_steps` stays the upper bound), and the learning-rate schedule is rebuilt for that length so that a cosine schedule
 still ends at zero. The chosen length is logged, saved with every checkpoint (a resumed run keeps it) and reproducible
-with `--max_train_minutes 0 --max_steps N`. If a step or an evaluation runs long afterwards, the run stops when the budget is spent.
+with `--max_train_minutes 0 --max_steps N`. If a step or an evaluation runs long afterwards, the run stops when the
+budget is spent.
 """
 
 import math
