@@ -53,7 +53,12 @@ class TimeBudget(TrainerCallback, ExportableState):
         if self.sized_steps is None and steps_timed >= self.measure_steps:
             self.size_run(args, state, lr_scheduler, optimizer, now, seconds_per_step)
         out_of_time = seconds_per_step is not None and now + seconds_per_step > self.started + 60 * self.minutes
-        if (self.sized_steps is not None and state.global_step >= self.sized_steps) or agreed(out_of_time, max):
+        reached_length = self.sized_steps is not None and state.global_step >= self.sized_steps
+        if reached_length or agreed(out_of_time, max):
+            if not reached_length:  # the chosen length (printed above) was not reached: say so, it is not this run's
+                print(f"max_train_minutes {self.minutes:g}: the budget is spent at step {state.global_step} of "
+                      f"{self.sized_steps or state.max_steps}: later steps, evaluations and checkpoints took longer "
+                      "than the timed steps", flush=True)
             control.should_training_stop = True
             control.should_save = args.save_strategy != "no"
         return control

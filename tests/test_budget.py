@@ -56,6 +56,7 @@ def test_a_budgeted_run_chooses_its_length_stops_in_time_and_resumes_to_it(tiny_
     last = checkpoints(tmp_path / "run")[-1]  # the chosen step, or earlier when steps slowed down after the choice
     first = trainer_state(tmp_path / "run" / f"checkpoint-{last}")
     assert 15 < chosen < 100000 and last <= chosen == first["max_steps"]
+    assert (last < chosen) == (f"the budget is spent at step {last} of {chosen}" in done.stdout)  # never silently short
     assert float(RUNTIME.search(done.stdout).group(1)) < 0.25 * 60 + 5  # the budget, and the last checkpoint's save
     # From the choice on, the learning rate follows a cosine fitted to the chosen length: zero at its last step.
     args = TrainingArguments(output_dir=str(tmp_path), lr_scheduler_type="cosine", warmup_steps=0.05, max_steps=chosen)
