@@ -41,6 +41,7 @@ SUITE_SIZE = 10  # extra test-suite databases per row
 SUITE_ROWS = (3, 8)  # random rows added to each table of a test-suite database (min, max)
 POOL_SHARE = 0.4  # chance a value is one of the gold's literals for its column; failing that, a sample value
 DIALECTS = ("sqlite", "mysql", "postgres")  # the flavours gretel's SQL comes in
+SQLGLOT_GIVES_UP = (SqlglotError, RecursionError)  # RecursionError: a runaway answer nested past Python's stack
 STATEMENT_TYPES = (exp.Query, exp.Values, exp.DML, exp.DDL, exp.Alter, exp.Drop, exp.TruncateTable)
 SQL_FENCE_TAGS = frozenset({"sql", "sqlite", "mysql", "postgresql", "postgres"})
 FENCED_BLOCK = re.compile(r"```[ \t]*(\w*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)  # an unclosed fence runs to the end
@@ -316,7 +317,7 @@ def index_definition(sql: str) -> str:
     """CREATE INDEX without the index's name, as sqlglot writes it with names in lower case."""
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
-    except SqlglotError:
+    except SQLGLOT_GIVES_UP:
         return normalise(sql)
     tree.this.set("this", None)
     tree.set("exists", False)
@@ -438,7 +439,7 @@ def parse(sql: str) -> exp.Expression | None:
     for dialect in DIALECTS:
         try:
             statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-        except SqlglotError:
+        except SQLGLOT_GIVES_UP:
             continue
         if len(statements) == 1 and isinstance(statements[0], STATEMENT_TYPES):
             return statements[0]
@@ -458,7 +459,7 @@ def translations(sql: str) -> list[str]:
     for dialect in DIALECTS[1:]:
         try:
             statements = sqlglot.transpile(sql, read=dialect, write="sqlite", unsupported_level=ErrorLevel.IGNORE)
-        except SqlglotError:
+        except SQLGLOT_GIVES_UP:
             continue
         if len(statements) == 1 and statements[0] not in found and statements[0] != sql:
             found.append(statements[0])
@@ -468,7 +469,10 @@ def translations(sql: str) -> list[str]:
 def normalise(sql: str) -> str:
     """SQL text for exact match: comments and the final `;` dropped, whitespace collapsed (also
     around commas and parentheses), keywords upper-cased. Names and literals keep their case."""
-    statements = sqlparse.parse(sqlparse.format(sql, strip_comments=True).strip().rstrip(";"))
+    try:
+        statements = sqlparse.parse(sqlparse.format(sql, strip_comments=True).strip().rstrip(";"))
+    except sqlparse.exceptions.SQLParseError:  # nested past sqlparse's limit (100 levels): a runaway answer, no gold
+        return " ".join(sql.split())
     tokens = [token for statement in statements for token in statement.flatten() if not token.is_whitespace]
     return " ".join(" ".join(t.value.upper().split()) if t.is_keyword else t.value for t in tokens)
 

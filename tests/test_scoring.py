@@ -262,6 +262,13 @@ def test_a_hostile_answer_ends_as_an_error_in_time_and_the_next_answer_is_judged
     assert_right(judge(gold, fenced(gold_sql)))
 
 
+def test_an_answer_nested_past_the_parsers_limit_is_judged_not_raised():
+    """A runaway sample nested 150 levels deep once stopped a whole evaluation in sqlparse (its limit is 100)."""
+    gold = prepare_gold(SHOP, "SELECT COUNT(*) FROM orders", timeout_s=LIMIT_S)
+    verdict = judge(gold, fenced("SELECT COUNT(*) FROM orders WHERE amount = " + "(" * 150 + "1" + ")" * 150))
+    assert verdict.exact_match is False and verdict.test_suite_correct is False and verdict.error
+
+
 # --- reading answers ----------------------------------------------------------------------------
 
 
