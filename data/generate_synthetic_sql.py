@@ -14,7 +14,6 @@ Standard library only, and deterministic: the same arguments give byte-identical
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import random
@@ -22,7 +21,7 @@ import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # --------------------------------------------------------------------------------------------------
@@ -532,13 +531,13 @@ DETACHED_PARENT_IDS = (1, 2, 3, 4, 5)
 
 
 # Gretel's tables hold 3.4 columns on average, ours 5-6: each row drops some of its table's descriptive columns (never
-# keys or names), so contexts cost gretel's tokens and the model reads schemas of every width.
+# keys or names), so contexts cost about what gretel's do and the model reads schemas of every width.
 KEEP_DESCRIPTIVE_COLUMN = 0.6
 
 
 def narrowed(rng: random.Random, table: Table) -> Table:
     kept = tuple(c for c in table.columns if c.kind in ("id", "label", "fk") or rng.random() < KEEP_DESCRIPTIVE_COLUMN)
-    return dataclasses.replace(table, columns=kept)
+    return replace(table, columns=kept)
 
 
 def populate(rng: random.Random, table: Table, row_count: int,
