@@ -720,8 +720,8 @@ class Filter:
 
 
 # A column's own phrasing names it ("from Brazil" is always `country`); gretel's questions as often name the value
-# alone ("players in 'Hockey'", "sales in 'Florida'"), and the column must be read from the sample rows. The model
-# trained without such questions wrote no WHERE for them (40 of its 90 wrong answers on the real rows), so a share of
+# alone ("players in 'Hockey'", "sales in 'Florida'"), and the column must be read from the sample rows. A model
+# trained without such questions dropped conditions in 40 of its 90 wrong answers on the real rows, so a share of
 # conditions name only the value.
 VALUE_ONLY_SHARE = 0.4
 VALUE_ONLY = ("in '{v}'", "for '{v}'", "marked '{v}'", "listed as '{v}'", "with '{v}'")

@@ -8,6 +8,7 @@ import copy
 import json
 import re
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -237,10 +238,12 @@ def tokenised_fingerprint(model_path):
 
     extra = ExtraConfig(dataset_name=str(SHIPPED_DATA))
     rows = prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
-    args = SFTConfig(output_dir="unused", use_cpu=True, bf16=False, report_to="none", padding_free=True, max_length=None)
-    trainer = SFTTrainer(model=load_model(str(model_path)), args=args, train_dataset=rows,
-                         processing_class=load_tokenizer(str(model_path)))
-    return trainer.train_dataset._fingerprint
+    with tempfile.TemporaryDirectory() as output_dir:  # the trainer makes its output_dir: leave none in the repository
+        args = SFTConfig(output_dir=output_dir, use_cpu=True, bf16=False, report_to="none", padding_free=True,
+                         max_length=None)
+        trainer = SFTTrainer(model=load_model(str(model_path)), args=args, train_dataset=rows,
+                             processing_class=load_tokenizer(str(model_path)))
+        return trainer.train_dataset._fingerprint
 
 
 def test_tokenised_rows_come_from_the_cache_in_a_second_run(tiny_model):

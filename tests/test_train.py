@@ -77,7 +77,7 @@ def test_two_cpu_processes_train_one_model(tiny_model, tmp_path):
     assert_servable(tmp_path)
 
 
-def test_labels_mask_the_prompt_and_keep_end_of_turn(tiny_model):
+def test_labels_mask_the_prompt_and_keep_end_of_turn(tiny_model, tmp_path):
     from trl import SFTConfig, SFTTrainer
 
     from config import ExtraConfig
@@ -87,7 +87,7 @@ def test_labels_mask_the_prompt_and_keep_end_of_turn(tiny_model):
     extra = ExtraConfig(dataset_name=str(SHIPPED_DATA), train_samples=4)
     rows = prepare_split(load_splits(extra)["train"], extra, load_templates(extra.prompts_path))
     tokenizer = load_tokenizer(str(tiny_model))
-    args = SFTConfig(output_dir="unused", use_cpu=True, bf16=False, report_to="none")
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model), args=args, train_dataset=rows,
                          processing_class=tokenizer)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
